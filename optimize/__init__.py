@@ -1,0 +1,1 @@
+"""Merge, quantize, export and verify adapters (installed as `tuneloop.optimize`)."""

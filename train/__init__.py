@@ -1,0 +1,1 @@
+"""Data curation and adapter training (installed as `tuneloop.train`)."""
