@@ -4,29 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneloop.base_model import DEFAULT_BASE
+from tuneloop.serve.settings import Settings
+
 from tuneloop.errors import NotBuiltYetError
 
 
-def serve(
-    *,
-    base: str = DEFAULT_BASE,
-    adapter: list[str] | None = None,
-    model_dir: Path | None = None,
-    host: str = "127.0.0.1",
-    port: int = 8000,
-) -> int:
-    """Start the OpenAI-compatible server for a base model and its adapters.
+def serve(*, settings: Settings) -> int:
+    """Start the OpenAI-compatible server for a base model, its adapters and optimized variants.
+
+    Serves POST /v1/chat/completions, POST /v1/completions (both with SSE streaming) and
+    GET /v1/models, with continuous batching: requests for the base model and any of its LoRA
+    adapters share one batch. GET /health, GET /ready, GET /metrics (Prometheus), docs at /docs.
+    Every option can also be set as an environment variable TUNELOOP_<NAME> or in a TOML/JSON
+    config file; API keys come from TUNELOOP_API_KEYS (comma-separated) or --api-keys-file,
+    the admin key from TUNELOOP_ADMIN_KEY. SIGTERM drains: no new requests, running ones
+    finish within --shutdown-grace-s, exit 0.
 
     Args:
-        base: base model: an alias, a local folder or a Hugging Face model id.
-        adapter: NAME=DIR of an adapter folder written by `tuneloop train`; repeatable.
-        model_dir: folder written by `tuneloop optimize all`; serves the variants that passed
-            the gate.
-        host: interface to bind.
-        port: TCP port to listen on.
+        settings: server settings (command line > environment > config file > defaults).
     """
-    raise NotBuiltYetError("`tuneloop serve` is not built yet in this version")
+    from tuneloop.serve.loading import model_specs
+    from tuneloop.serve.server import run
+
+    model_specs(settings)  # fail fast, before the server starts, on bad names and folders
+    return run(settings)
 
 
 def monitor_drift(*, reference: Path, data: Path) -> int:

@@ -31,6 +31,8 @@ class ModelSpec:
     dtype: str = "auto"
     quantization: str = "none"
     threads: int | None = None
+    precision: str | None = None
+    """Recorded precision of an optimized variant (fp32, int8, int4, ...)."""
     base_label: str | None = None
     """What the model was made from, for `tuneloop_model_info` (e.g. the base of a variant)."""
 

@@ -97,6 +97,12 @@ class Scheduler:
     def has_work(self) -> bool:
         return bool(self._waiting or self._prefilling or self._running)
 
+    def uses_adapter(self, adapter: str) -> bool:
+        """Is any waiting, prefilling or running job for `adapter`?"""
+        with self._waiting_lock:
+            jobs = [*self._waiting, *self._prefilling, *self._running]
+        return any(job.request.adapter == adapter for job in jobs)
+
     # ---- called from the worker thread ----
 
     def step(self) -> StepStats:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-
 from tuneloop.serve.backends.base import ForwardInput, ModelInfo
 
 VOCAB = 40
