@@ -70,7 +70,10 @@ class Settings(BaseSettings):
         "none", description="load torch weights in 8 or 4 bits with bitsandbytes (GPU only)"
     )
     threads: int | None = Field(
-        None, ge=1, description="CPU threads for model compute (default: the library's choice)"
+        None,
+        ge=1,
+        description="CPU threads per model operation (default: torch's choice, one per core); "
+        "on a CPU shared with other work, 1 is often much faster",
     )
 
     # ---- batching ----

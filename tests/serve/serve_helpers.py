@@ -117,6 +117,8 @@ def start_server(args: list[str], tmp_path: Path, env: dict | None = None) -> Se
     log_path = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, "TUNELOOP_LOG_FORMAT": "json", **(env or {})}
     command = [sys.executable, "-m", "tuneloop", "serve", "--port", str(port), *args]
+    if "--threads" not in args:
+        command += ["--threads", "1"]  # the test machine's cores are shared with other work
     with open(log_path, "wb") as log_file:
         process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=full_env)
     server = ServerProcess(process, port, log_path)

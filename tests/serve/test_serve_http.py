@@ -362,3 +362,39 @@ def _sample(text: str, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{series} not in the metrics")
+
+
+# ---- the official client, unchanged ----
+
+
+def test_official_openai_client_works_unchanged(server):
+    import openai
+
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0)
+    assert {"chatty", "alpha", "beta"} <= {m.id for m in client.models.list()}
+    messages = [{"role": "user", "content": "Where is my parcel?"}]
+    answer = client.chat.completions.create(
+        model="alpha", messages=messages, max_tokens=8, temperature=0
+    )
+    assert answer.choices[0].finish_reason == "length" and answer.usage.completion_tokens == 8
+    stream = client.chat.completions.create(
+        model="alpha",
+        messages=messages,
+        max_tokens=8,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == answer.choices[0].message.content
+    assert chunks[-1].usage.completion_tokens == 8
+    completion = client.completions.create(model="beta", prompt="Hello", max_tokens=4)
+    assert completion.choices[0].text and completion.usage.completion_tokens == 4
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="nope", messages=messages)
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong", max_retries=0).models.list()
+    with pytest.raises(openai.BadRequestError) as exc:
+        client.chat.completions.create(model="chatty", messages=messages, max_tokens=10**6)
+    assert str(MAX_TOKENS_LIMIT) in exc.value.message
