@@ -9,6 +9,8 @@ requests for the adapter, waits for its running requests to finish, then frees i
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+
+from tuneloop.errors import TuneloopError
 from tuneloop.serve.adapter_folder import check_name, inside
 from tuneloop.serve.auth import require_admin_key
 from tuneloop.serve.engine import RETRY_COMMAND, Engine
@@ -17,8 +19,6 @@ from tuneloop.serve.lanes import Lane
 from tuneloop.serve.protocol import LoadAdapterRequest
 from tuneloop.serve.routes import ERRORS, EngineDep
 from tuneloop.serve.state import StateDep
-
-from tuneloop.errors import TuneloopError
 
 admin = APIRouter(prefix="/admin", dependencies=[Depends(require_admin_key)], responses=ERRORS)
 

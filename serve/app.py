@@ -22,6 +22,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tuneloop import __version__
 from tuneloop.serve.admin import admin
 from tuneloop.serve.engine import Engine
 from tuneloop.serve.errors import (
@@ -36,8 +38,6 @@ from tuneloop.serve.logs import request_id_var
 from tuneloop.serve.metrics import OUTCOME_STATUS, UNKNOWN
 from tuneloop.serve.routes import api, ops
 from tuneloop.serve.state import ServerState
-
-from tuneloop import __version__
 
 log = logging.getLogger("tuneloop.serve.access")
 error_log = logging.getLogger(__name__)

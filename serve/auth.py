@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 
 from fastapi import Request
+
 from tuneloop.serve.errors import AuthenticationFailed, PermissionDenied
 from tuneloop.serve.state import StateDep
 

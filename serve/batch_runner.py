@@ -9,6 +9,7 @@ else in the engine touches tensors of the cache.
 from __future__ import annotations
 
 import torch
+
 from tuneloop.serve.backends.base import ForwardInput, ModelBackend
 from tuneloop.serve.batch_cache import BatchCache, concat
 from tuneloop.serve.jobs import Job, Sequence

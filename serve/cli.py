@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneloop.serve.settings import Settings
-
 from tuneloop.errors import NotBuiltYetError
+from tuneloop.serve.settings import Settings
 
 
 def serve(*, settings: Settings) -> int:

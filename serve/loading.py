@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from tuneloop.base_model import DEFAULT_BASE, resolve_base
+from tuneloop.errors import TuneloopError, UsageError
 from tuneloop.serve.adapter_folder import parse_adapter_option
 from tuneloop.serve.backends import BACKENDS
 from tuneloop.serve.batch_runner import BatchRunner
@@ -20,9 +22,6 @@ from tuneloop.serve.metrics import Metrics
 from tuneloop.serve.model_dir import servable_variants
 from tuneloop.serve.scheduler import Scheduler, SchedulerLimits
 from tuneloop.serve.settings import Settings
-
-from tuneloop.base_model import DEFAULT_BASE, resolve_base
-from tuneloop.errors import TuneloopError, UsageError
 
 log = logging.getLogger(__name__)
 

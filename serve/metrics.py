@@ -25,6 +25,7 @@ from prometheus_client import (
     platform_collector,
     process_collector,
 )
+
 from tuneloop.serve.requests import FinishReason, RequestRecord, StepStats
 
 NO_ADAPTER = "none"

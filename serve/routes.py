@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+
 from tuneloop.serve import completions
 from tuneloop.serve.auth import require_api_key, require_metrics_key
 from tuneloop.serve.completions import StreamState

@@ -13,6 +13,7 @@ import threading
 import time
 
 import uvicorn
+
 from tuneloop.serve.app import build_app
 from tuneloop.serve.loading import load_engine
 from tuneloop.serve.logs import configure_logging

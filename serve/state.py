@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
+
 from tuneloop.serve.engine import Engine
 from tuneloop.serve.metrics import Metrics
 from tuneloop.serve.settings import Settings

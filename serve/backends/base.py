@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+
 from tuneloop.serve.batch_cache import KV
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tuneloop.serve.backends.base import ForwardInput, ModelInfo
-from tuneloop.serve.batch_cache import KV
 
 from tuneloop.base_model import ResolvedBase, load_tokenizer
 from tuneloop.errors import MissingDependencyError, ModelLoadError
+from tuneloop.serve.backends.base import ForwardInput, ModelInfo
+from tuneloop.serve.batch_cache import KV
 
 log = logging.getLogger(__name__)
 

@@ -16,13 +16,13 @@ import logging
 from pathlib import Path
 
 import torch
+
+from tuneloop.base_model import load_tokenizer, resolve_base
+from tuneloop.errors import MissingDependencyError, ModelLoadError, UsageError
 from tuneloop.serve.adapter_folder import inspect_adapter
 from tuneloop.serve.backends.base import ForwardInput, ModelInfo
 from tuneloop.serve.batch_cache import KV
 from tuneloop.serve.errors import AdapterRefused
-
-from tuneloop.base_model import load_tokenizer, resolve_base
-from tuneloop.errors import MissingDependencyError, ModelLoadError, UsageError
 
 log = logging.getLogger(__name__)
 

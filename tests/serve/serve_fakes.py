@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+
 from tuneloop.serve.backends.base import ForwardInput, ModelInfo
 
 VOCAB = 40

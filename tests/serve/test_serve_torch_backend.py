@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+
 from tuneloop.serve.backends.torch_backend import TorchBackend
 from tuneloop.serve.batch_runner import BatchRunner
 from tuneloop.serve.errors import AdapterRefused
