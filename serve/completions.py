@@ -53,15 +53,6 @@ ABORTS = {
 }
 
 
-@dataclass
-class Prepared:
-    """One engine request per prompt, and what the response needs to echo back."""
-
-    lane: Lane
-    requests: list[GenerationRequest]
-    prompt_texts: list[str] = field(default_factory=list)
-
-
 def check_supported(body: Request) -> None:
     refused = body.unsupported()
     if refused:

@@ -136,18 +136,10 @@ class Metrics:
         self.batch_size.labels(model)
 
     def remove_adapter(self, model: str, adapter: str) -> None:
-        labels = (model, adapter)
-        self._known.discard(labels)
-        for metric in (
-            self.request_duration,
-            self.time_to_first_token,
-            self.inter_token_latency,
-            self.queue_wait,
-            self.prompt_tokens,
-            self.generated_tokens,
-            self.model_info,
-        ):
-            _remove(metric, *labels)
+        """An unloaded adapter leaves `tuneloop_model_info`; its counters keep their totals
+        (removing a counter's series would read as a reset to rate())."""
+        self._known.discard((model, adapter))
+        _remove(self.model_info, model, adapter)
 
     def labels(self, model: str | None, adapter: str | None) -> tuple[str, str]:
         labels = (model or UNKNOWN, adapter or NO_ADAPTER)
