@@ -44,7 +44,7 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
                 device=settings.device,
                 dtype=settings.dtype,
                 quantization=settings.quantization,
-                threads=settings.threads,
+                threads=settings.compute_threads(),
                 base_label=resolved.spec,
             )
         )
@@ -66,7 +66,7 @@ def _variant_specs(folder: Path, settings: Settings) -> list[ModelSpec]:
                 aliases=aliases,
                 device=settings.device,
                 dtype=settings.dtype if variant.backend == "torch" else "auto",
-                threads=settings.threads,
+                threads=settings.compute_threads(),
                 precision=variant.precision,
                 base_label=variant.base or variant.name,
             )

@@ -44,11 +44,9 @@ class TorchBackend:
     def load(cls, spec) -> TorchBackend:
         """Load the model of a `ModelSpec` (serve.lanes) and its adapters."""
         resolved = resolve_base(spec.path)
-        if spec.threads:
-            # Process-wide: on a CPU shared with other work, fewer threads than cores avoids
-            # stalls where one thread of an op waits for a core that is busy elsewhere.
-            torch.set_num_threads(spec.threads)
         device = _device(spec.device)
+        if spec.threads and device == "cpu":
+            torch.set_num_threads(spec.threads)  # process-wide; see Settings.compute_threads
         dtype = _dtype(spec.dtype, device)
         model = _load_model(resolved.path, dtype, device, spec.quantization)
         precision = spec.quantization if spec.quantization != "none" else dtype
