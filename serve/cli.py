@@ -29,6 +29,29 @@ def serve(*, settings: Settings) -> int:
     return run(settings)
 
 
+def usage_banner(settings: Settings, model: str) -> str:
+    """What to open and a ready `curl` for `model`, printed by `tuneloop demo` before serving."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    url = f"http://{host}:{settings.port}"
+    auth = ' -H "Authorization: Bearer $TUNELOOP_API_KEY"' if settings.api_key_values() else ""
+    body = (
+        f'{{"model": "{model}", "messages": [{{"role": "user", "content": '
+        '"My parcel has not arrived after two weeks."}], "max_tokens": 64}'
+    )
+    return "\n".join(
+        [
+            f"Serving on {url} once {url}/ready answers 200 (a few seconds):",
+            f"  OpenAI API   {url}/v1   (model ids: GET {url}/v1/models)",
+            f"  API docs     {url}/docs",
+            f"  metrics      {url}/metrics",
+            "Try:",
+            f"  curl {url}/v1/chat/completions{auth} -H 'Content-Type: application/json' \\",
+            f"    -d '{body}'",
+            "Stop with Ctrl-C (running requests finish first).",
+        ]
+    )
+
+
 def monitor_drift(*, reference: Path, data: Path) -> int:
     """Score a file of prompts against an adapter's training reference profile, offline.
 
