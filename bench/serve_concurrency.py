@@ -217,21 +217,33 @@ def _write(result: dict, options) -> None:
     except ImportError:
         return
     rounds = result["rounds"]
-    single = [r["single"]["tokens_per_s"] for r in rounds]
-    many = [r["concurrent"]["tokens_per_s"] for r in rounds]
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    xs = range(len(rounds))
-    ax.bar([x - 0.2 for x in xs], single, width=0.4, label="1 client")
-    ax.bar([x + 0.2 for x in xs], many, width=0.4, label=f"{result['clients']} clients")
-    for x, (s, m) in enumerate(zip(single, many, strict=True)):
-        ax.text(x + 0.2, m, f"{m / s:.1f}x", ha="center", va="bottom")
-    ax.set_xticks(list(xs), [f"round {r['round']}" for r in rounds])
-    ax.set_ylabel("generated tokens/s (all clients)")
-    ax.set_title(f"tuneloop serve, {result['model']}, torch fp32 CPU")
-    ax.legend(loc="upper left")
+    labels = [f"round {r['round']}" for r in rounds]
+    clients = f"{result['clients']} clients"
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    _bars(left, labels, rounds, "tokens_per_s", clients, ratio=True)
+    left.set_ylabel("generated tokens/s, all clients")
+    left.set_title("throughput")
+    _bars(right, labels, rounds, "gap_median_ms", clients, ratio=False)
+    right.set_ylabel("ms between streamed tokens (median)")
+    right.set_title("what each client feels")
+    fig.suptitle(f"tuneloop serve: {result['model']}, torch fp32 on CPU, same server")
     fig.tight_layout()
     options.plot.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(options.plot, dpi=110)
+
+
+def _bars(ax, labels, rounds, key, clients, ratio: bool) -> None:
+    single = [r["single"][key] or 0 for r in rounds]
+    many = [r["concurrent"][key] or 0 for r in rounds]
+    xs = range(len(rounds))
+    ax.bar([x - 0.2 for x in xs], single, width=0.4, label="1 client")
+    ax.bar([x + 0.2 for x in xs], many, width=0.4, label=clients)
+    if ratio:
+        for x, (s, m) in enumerate(zip(single, many, strict=True)):
+            ax.text(x + 0.2, m, f"{m / s:.1f}x", ha="center", va="bottom")
+    ax.set_xticks(list(xs), labels)
+    ax.set_ylim(0, max(single + many) * 1.3)
+    ax.legend(loc="upper left", ncol=2, fontsize="small")
 
 
 if __name__ == "__main__":

@@ -261,5 +261,9 @@ class RequestContext:
             fields["completion_tokens"] = notes["completion_tokens"]
         if outcome is not None:
             fields["outcome"] = getattr(outcome, "value", str(outcome))
+        if self.state.settings.log_prompts and "prompt" in notes:
+            records = stream.records if stream is not None else notes.get("records", [])
+            fields["prompt"] = notes["prompt"]
+            fields["completion"] = [text for record in records for text in record.texts]
         level = logging.DEBUG if path in QUIET_PATHS else logging.INFO
         log.log(level, "%s %s %s", scope["method"], path, status, extra=fields)

@@ -91,6 +91,12 @@ def prepare(
     request_id: str,
 ) -> list[GenerationRequest]:
     """Check each prompt against the limits and build the engine's requests."""
+    if body.n > settings.max_batch_size:
+        raise InvalidRequest(
+            f"n is {body.n}, but this server decodes at most {settings.max_batch_size} "
+            "sequences together (max_batch_size)",
+            param="n",
+        )
     requested = body.requested_max_tokens()
     if requested is not None and requested > settings.max_tokens_limit:
         raise InvalidRequest(

@@ -66,6 +66,8 @@ async def chat_completions(
     """Answer a conversation (OpenAI's chat completions; `stream: true` for SSE)."""
     lane, adapter = _resolve(engine, body.model, request, state)
     completions.check_supported(body)
+    if state.settings.log_prompts:
+        request.state.prompt = [m.model_dump(exclude_none=True) for m in body.messages]
     prompt_ids = completions.chat_prompt(lane, body)
     requests = completions.prepare(
         body, [prompt_ids], lane, adapter, state.settings, _request_id(request)
@@ -104,6 +106,8 @@ async def text_completions(
     """Continue a prompt (OpenAI's legacy completions; `stream: true` for SSE)."""
     lane, adapter = _resolve(engine, body.model, request, state)
     completions.check_supported(body)
+    if state.settings.log_prompts:
+        request.state.prompt = body.prompt
     prompts = [_prompt_ids(lane, p) for p in body.prompts()]
     if not prompts:
         raise InvalidRequest("prompt is an empty list", param="prompt")
@@ -214,6 +218,7 @@ def _usage(records: list[RequestRecord]) -> Usage:
 def _finish(request: Request, records: list[RequestRecord], state: ServerState) -> None:
     """Raise for requests that ended badly; note the outcome for the access log and metrics."""
     request.state.outcome = max((r.outcome for r in records), key=_severity)
+    request.state.records = records
     request.state.completion_tokens = sum(sum(r.completion_tokens) for r in records)
     completions.raise_for_outcome(records, state.settings)
 

@@ -80,9 +80,13 @@ class Scheduler:
     # ---- called from any thread ----
 
     def add(self, job: Job) -> None:
-        """Queue a job, or raise QueueFull when `max_waiting` jobs already wait."""
+        """Queue a job, or raise QueueFull when `max_waiting` jobs already wait for a slot.
+
+        Jobs that free batch rows will take at the next step don't count as waiting.
+        """
         with self._waiting_lock:
-            if len(self._waiting) >= self.limits.max_waiting:
+            free_rows = max(self.limits.max_batch_size - self.running, 0)
+            if len(self._waiting) >= self.limits.max_waiting + free_rows:
                 raise QueueFull(len(self._waiting), self._retry_after())
             self._waiting.append(job)
 

@@ -90,7 +90,7 @@ class Settings(BaseSettings):
         description="KV cache tokens all running requests may reserve (prompt + max_tokens)",
     )
     max_waiting: int = Field(
-        64, ge=0, description="requests allowed to wait for a slot; more get 429"
+        64, ge=0, description="requests allowed to wait for a free batch slot; more get 429"
     )
 
     # ---- request limits ----

@@ -39,6 +39,8 @@ class TorchBackend:
         self._base_config = json.loads((info.path / "config.json").read_text(encoding="utf-8"))
         self._peft = None
         self._active: str | None = None
+        # A snapshot the HTTP side may read while the worker loads or unloads adapters.
+        self._adapter_names: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, spec) -> TorchBackend:
@@ -65,7 +67,7 @@ class TorchBackend:
 
     @property
     def adapters(self) -> list[str]:
-        return [] if self._peft is None else sorted(self._peft.peft_config)
+        return list(self._adapter_names)
 
     def load_adapter(self, name: str, folder: Path) -> None:
         """Add a LoRA adapter next to the others; refuses one made for another base."""
@@ -87,6 +89,7 @@ class TorchBackend:
             ) from exc
         self._peft.eval()
         self._active = None
+        self._adapter_names = tuple(sorted(self._peft.peft_config))
         log.info("loaded adapter %s from %s", name, folder)
 
     def unload_adapter(self, name: str) -> None:
@@ -99,6 +102,7 @@ class TorchBackend:
         else:
             self._peft.delete_adapter(name)
         self._active = None
+        self._adapter_names = tuple(a for a in self._adapter_names if a != name)
         log.info("unloaded adapter %s", name)
 
     def forward(self, batch: ForwardInput) -> tuple[torch.Tensor, KV]:

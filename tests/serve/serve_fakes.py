@@ -40,6 +40,9 @@ class FakeTokenizer:
 
     eos_token_id = EOS
 
+    def __len__(self) -> int:
+        return VOCAB
+
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         return "".join(chr(ord("a") + (i % 26)) if i else "" for i in ids)
 

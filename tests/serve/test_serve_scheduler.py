@@ -145,12 +145,23 @@ def test_batch_size_limit_holds_the_rest_in_the_queue():
 
 
 def test_a_full_queue_refuses_with_a_retry_estimate():
-    scheduler, _, _ = make_scheduler(max_waiting=2)
+    scheduler, _, _ = make_scheduler(max_waiting=2, max_batch_size=1)
+    submit(scheduler, [1, 2])
+    scheduler.step()  # the batch is now full
+    submit(scheduler, [3, 4])
+    submit(scheduler, [5, 6])
+    with pytest.raises(QueueFull) as exc:
+        submit(scheduler, [7, 8])
+    assert exc.value.waiting == 2 and exc.value.retry_after_s >= 1
+
+
+def test_without_a_queue_requests_are_refused_only_when_the_batch_is_full():
+    scheduler, _, _ = make_scheduler(max_waiting=0, max_batch_size=2)
     submit(scheduler, [1, 2])
     submit(scheduler, [3, 4])
-    with pytest.raises(QueueFull) as exc:
+    scheduler.step()
+    with pytest.raises(QueueFull):
         submit(scheduler, [5, 6])
-    assert exc.value.waiting == 2 and exc.value.retry_after_s >= 1
 
 
 def test_long_prompt_is_prefilled_in_chunks_without_stalling_running_streams():
