@@ -15,8 +15,8 @@ import shutil
 import httpx
 import pytest
 import torch
-from test_serve_torch_backend import generate_alone
 
+from serving.test_serve_torch_backend import generate_alone
 from tuneloop.serve.backends.onnx_backend import OnnxBackend
 from tuneloop.serve.batch_runner import BatchRunner
 from tuneloop.serve.jobs import new_job

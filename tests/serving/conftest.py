@@ -10,7 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from serve_helpers import (
+
+from serving.serve_helpers import (
     ServerProcess,
     build_chatty_llama,
     make_lora_adapter,

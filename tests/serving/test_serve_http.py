@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from serve_helpers import start_server
+
+from serving.serve_helpers import start_server
 
 API_KEY = "test-key-1"
 ADMIN_KEY = "admin-key-0123456789"

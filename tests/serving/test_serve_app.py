@@ -8,8 +8,8 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
-from serve_fakes import FakeBackend
 
+from serving.serve_fakes import FakeBackend
 from tuneloop.serve.app import build_app
 from tuneloop.serve.batch_runner import BatchRunner
 from tuneloop.serve.engine import Engine

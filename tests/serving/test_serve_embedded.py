@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from serve_helpers import make_lora_adapter
+
+from serving.serve_helpers import make_lora_adapter
 
 pytestmark = pytest.mark.integration
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from serve_fakes import EOS, FakeBackend, next_token, reference
 
+from serving.serve_fakes import EOS, FakeBackend, next_token, reference
 from tuneloop.serve.batch_runner import BatchRunner
 from tuneloop.serve.jobs import new_job
 from tuneloop.serve.requests import (
