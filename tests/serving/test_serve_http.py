@@ -18,6 +18,8 @@ MAX_PROMPT = 200
 MAX_TOKENS_LIMIT = 1500
 MAX_BODY = 8192
 
+pytestmark = pytest.mark.integration  # a real server process
+
 
 @pytest.fixture(scope="module")
 def server(chatty_model_dir, adapter_root, tmp_path_factory):

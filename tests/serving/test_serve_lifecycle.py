@@ -14,6 +14,8 @@ import pytest
 TIGHT = ["--max-batch-size", "1", "--max-waiting", "1"]
 LONG = 1800  # tokens: the chatty model never stops early, so this runs for seconds
 
+pytestmark = pytest.mark.integration  # a real server process
+
 
 def chat_body(max_tokens: int, stream: bool = False) -> dict:
     return {

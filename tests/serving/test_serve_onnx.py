@@ -25,6 +25,13 @@ from tuneloop.serve.requests import GenerationRequest, SamplingParams
 from tuneloop.serve.scheduler import Scheduler, SchedulerLimits
 
 NAME = "support-triage"
+# The export traces the model; its warnings are about tracing, not about serving.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning"),
+    pytest.mark.filterwarnings("ignore:Exporting aten..index:UserWarning"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:optimum.*"),
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.onnx.*"),
+]
 
 
 def artifact(folder, variant, gate):
@@ -101,6 +108,7 @@ def test_onnx_batches_give_the_merged_models_greedy_tokens(optimized_dir, merged
         assert job.sequences[0].token_ids == expected
 
 
+@pytest.mark.integration
 def test_model_dir_serves_passed_variants_and_refuses_the_rest(serve_process, optimized_dir):
     import openai
 
