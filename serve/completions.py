@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from tuneloop.serve.engine import Submission
 from tuneloop.serve.errors import (
+    ClientDisconnected,
     ContextLengthExceeded,
     DeadlineExceeded,
     InternalError,
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 DISCONNECT_POLL_S = 0.25
 ABORTS = {
+    FinishReason.CANCELLED: lambda s: ClientDisconnected("the client closed the connection"),
     FinishReason.TIMEOUT: lambda s: DeadlineExceeded(
         f"the request did not finish within its deadline of {s.request_timeout_s:g} s "
         "(request_timeout_s)"
@@ -282,10 +284,12 @@ def _account(state: StreamState, record: RequestRecord) -> None:
     state.records.append(record)
     state.prompt_tokens += record.prompt_tokens
     state.completion_tokens += sum(record.completion_tokens)
-    if record.outcome in ABORTS or record.outcome is FinishReason.CANCELLED:
+    if record.outcome in ABORTS:
         state.outcome = record.outcome
 
 
 def _stream_error(state: StreamState, settings: Settings) -> ServerError | None:
+    if state.outcome is FinishReason.CANCELLED:
+        return None  # nobody is listening
     make_error = ABORTS.get(state.outcome)
     return make_error(settings) if make_error else None

@@ -140,6 +140,15 @@ class DeadlineExceeded(ServerError):
     kind = "timeout"
 
 
+class ClientDisconnected(ServerError):
+    """The client went away before its answer was ready (nginx's 499; nobody reads it)."""
+
+    status = 499
+    type = "client_closed_request"
+    code = "cancelled"
+    kind = "cancelled"
+
+
 class InternalError(ServerError):
     """The model worker failed on this request; details are in the server log."""
 

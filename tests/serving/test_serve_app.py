@@ -98,3 +98,18 @@ def test_prompts_are_logged_only_when_asked(setup, caplog):
     logged, quiet = [r for r in caplog.records if r.name == "tuneloop.serve.access"][-2:]
     assert logged.prompt == [1, 2, 3] and logged.completion and logged.completion[0]
     assert not hasattr(quiet, "prompt") and not hasattr(quiet, "completion")
+
+
+def test_openapi_schema_documents_the_routes_and_error_body(setup):
+    client, _, _ = setup
+    schema = client.get("/openapi.json").json()
+    assert {"/v1/chat/completions", "/v1/completions", "/v1/models", "/ready"} <= set(
+        schema["paths"]
+    )
+    responses = schema["paths"]["/v1/chat/completions"]["post"]["responses"]
+    assert {"200", "400", "401", "404", "413", "422", "429", "503"} <= set(responses)
+    temperature = schema["components"]["schemas"]["ChatCompletionRequest"]["properties"][
+        "temperature"
+    ]
+    assert temperature["maximum"] == 2 and temperature["description"]
+    assert client.get("/docs").status_code == 200

@@ -94,6 +94,12 @@ def test_disconnect_frees_the_slot_and_a_full_queue_gives_429(tight_server):
     wait_for(lambda: metric(server, cancelled) == 1, what="the cancelled request to be counted")
     assert metric(server, 'tuneloop_generated_tokens_total{adapter="none",model="chatty"}') < LONG
 
+    # a client of a non-streaming request that gives up is noticed too
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/v1/chat/completions", json=chat_body(LONG), timeout=1.5)
+    wait_for(lambda: metric(server, cancelled) == 2, what="the abandoned request to be cancelled")
+    assert metric(server, running) == 0
+
 
 def test_deadline_ends_the_request_with_504_and_frees_the_slot(serve_process, chatty_model_dir):
     server = serve_process(
@@ -134,6 +140,24 @@ def test_sigterm_drains_running_requests_refuses_new_ones_and_exits_0(
     assert rest[-1] == "[DONE]"
     assert json.loads(rest[-2])["choices"][0]["finish_reason"] == "length"
     assert server.process.wait(timeout=60) == 0
+
+
+def test_a_model_that_fails_to_load_makes_the_server_exit_1(tmp_path):
+    import subprocess
+    import sys
+
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "llama", "architectures": ["x"]}')
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    result = subprocess.run(
+        [sys.executable, "-m", "tuneloop", "serve", "--base", str(broken), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "loading the models failed" in result.stderr
 
 
 def test_a_public_bind_without_api_keys_is_refused(tmp_path):
