@@ -48,7 +48,8 @@ class BatchCache:
     def select(self, rows: list[int]) -> BatchCache:
         """Keep only `rows`, in that order (rows of finished sequences leave the batch)."""
         index = torch.tensor(rows, dtype=torch.long, device=self.mask.device)
-        kv = [(k.index_select(0, index), v.index_select(0, index)) for k, v in self.kv]
+        on_kv = index.to(self.kv[0][0].device) if self.kv else index  # the cache may be on a GPU
+        kv = [(k.index_select(0, on_kv), v.index_select(0, on_kv)) for k, v in self.kv]
         return BatchCache(
             kv, self.mask.index_select(0, index), self.positions.index_select(0, index)
         )
