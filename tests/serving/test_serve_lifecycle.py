@@ -142,6 +142,24 @@ def test_sigterm_drains_running_requests_refuses_new_ones_and_exits_0(
     assert server.process.wait(timeout=60) == 0
 
 
+def test_requests_still_running_when_the_grace_period_ends_are_ended_cleanly(
+    serve_process, chatty_model_dir
+):
+    server = serve_process(
+        ["--base", str(chatty_model_dir), "--served-model-name", "chatty"]
+        + ["--shutdown-grace-s", "1"]
+    )
+    client, response, lines = start_stream(server, max_tokens=LONG)
+    server.process.send_signal(signal.SIGTERM)
+    rest = [line.removeprefix("data: ") for line in lines if line]
+    response.close()
+    client.close()
+    assert rest[-1] == "[DONE]"
+    error = json.loads(rest[-2])["error"]
+    assert error["type"] == "service_unavailable" and "shut down" in error["message"]
+    assert server.process.wait(timeout=60) == 0
+
+
 def test_a_model_that_fails_to_load_makes_the_server_exit_1(tmp_path):
     import subprocess
     import sys
