@@ -1,17 +1,15 @@
-"""From a validated OpenAI request to engine submissions, and from engine events to responses.
+"""From a validated OpenAI request to engine submissions, and back to finished records.
 
-The handlers in `serve.routes` stay small: they call `prepare` (prompt ids, limits, sampling
-settings), submit to the engine, then either `collect` the whole answer or `stream` it as
-server-sent events. Everything model-independent about OpenAI's wire format lives here.
+The handlers in `serve.routes` stay small: they call `chat_prompt` and `prepare` (prompt ids,
+limits, sampling settings), submit to the engine, then either `collect` the finished records
+(cancelling on disconnect) or stream them (`serve.streaming`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 
 from tuneloop.serve.engine import Submission
 from tuneloop.serve.errors import (
@@ -20,20 +18,17 @@ from tuneloop.serve.errors import (
     DeadlineExceeded,
     InternalError,
     InvalidRequest,
-    ServerError,
     Unavailable,
     UnsupportedParameter,
 )
 from tuneloop.serve.lanes import Lane
 from tuneloop.serve.protocol import ChatCompletionRequest, Request
 from tuneloop.serve.requests import (
-    ChoiceFinished,
     FinishReason,
     GenerationRequest,
     RequestFinished,
     RequestRecord,
     SamplingParams,
-    TextDelta,
 )
 from tuneloop.serve.settings import Settings
 
@@ -219,77 +214,3 @@ async def merged_events(submissions: list[Submission]) -> AsyncIterator[tuple[in
     finally:
         for task in tasks:
             task.cancel()
-
-
-# ---- server-sent events ----
-
-
-def sse(payload: dict | str) -> str:
-    data = payload if isinstance(payload, str) else json.dumps(payload, ensure_ascii=False)
-    return f"data: {data}\n\n"
-
-
-@dataclass
-class StreamState:
-    """What a stream has sent, for the usage chunk and the metrics outcome."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    outcome: FinishReason = FinishReason.STOP
-    records: list[RequestRecord] = field(default_factory=list)
-
-
-async def stream_events(
-    submissions: list[Submission],
-    n: int,
-    chunk: Callable[[int, str | None, str | None], dict],
-    usage_chunk: Callable[[dict], dict] | None,
-    settings: Settings,
-    state: StreamState,
-) -> AsyncIterator[str]:
-    """SSE lines: one chunk per text delta and per finished choice, then usage, then [DONE].
-
-    `chunk(index, text, finish_reason)` builds one chunk body in the endpoint's own shape.
-    On cancellation (the client went away) every submission is cancelled.
-    """
-    try:
-        async for sub_index, event in merged_events(submissions):
-            index_base = sub_index * n
-            if isinstance(event, TextDelta):
-                yield sse(chunk(index_base + event.index, event.text, None))
-            elif isinstance(event, ChoiceFinished) and event.reason.value in ("stop", "length"):
-                yield sse(chunk(index_base + event.index, None, event.reason.value))
-            elif isinstance(event, RequestFinished):
-                _account(state, event.record)
-        error = _stream_error(state, settings)
-        if error is not None:
-            yield sse(error.body())
-        elif usage_chunk is not None:
-            total = state.prompt_tokens + state.completion_tokens
-            usage = {
-                "prompt_tokens": state.prompt_tokens,
-                "completion_tokens": state.completion_tokens,
-                "total_tokens": total,
-            }
-            yield sse(usage_chunk(usage))
-        yield sse("[DONE]")
-    finally:
-        if len(state.records) < len(submissions):
-            state.outcome = FinishReason.CANCELLED
-            for submission in submissions:
-                submission.cancel()
-
-
-def _account(state: StreamState, record: RequestRecord) -> None:
-    state.records.append(record)
-    state.prompt_tokens += record.prompt_tokens
-    state.completion_tokens += sum(record.completion_tokens)
-    if record.outcome in ABORTS:
-        state.outcome = record.outcome
-
-
-def _stream_error(state: StreamState, settings: Settings) -> ServerError | None:
-    if state.outcome is FinishReason.CANCELLED:
-        return None  # nobody is listening
-    make_error = ABORTS.get(state.outcome)
-    return make_error(settings) if make_error else None

@@ -14,7 +14,6 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from tuneloop.serve import completions
 from tuneloop.serve.auth import require_api_key, require_metrics_key
-from tuneloop.serve.completions import StreamState
 from tuneloop.serve.engine import Engine
 from tuneloop.serve.errors import InvalidRequest, Unavailable
 from tuneloop.serve.lanes import Lane
@@ -35,6 +34,7 @@ from tuneloop.serve.protocol import (
 )
 from tuneloop.serve.requests import RequestRecord
 from tuneloop.serve.state import ServerState, StateDep
+from tuneloop.serve.streaming import ChunkWriter, StreamState, stream_events
 
 ERRORS = {
     status: {"model": ErrorResponse} for status in (400, 401, 404, 413, 422, 429, 500, 503, 504)
@@ -75,7 +75,9 @@ async def chat_completions(
     submissions = [engine.submit(r, lane) for r in requests]
     response_id, created = new_id("chatcmpl"), now()
     if body.stream:
-        return _stream_chat(body, submissions, response_id, created, request, state)
+        return _streaming_response(
+            body, submissions, "chat.completion.chunk", response_id, created, request, state
+        )
     records = await completions.collect(submissions, request.is_disconnected)
     _finish(request, records, state)
     record = records[0]
@@ -118,7 +120,9 @@ async def text_completions(
     submissions = [engine.submit(r, lane) for r in requests]
     response_id, created = new_id("cmpl"), now()
     if body.stream:
-        return _stream_completion(body, submissions, echoes, response_id, created, request, state)
+        return _streaming_response(
+            body, submissions, "text_completion", response_id, created, request, state, echoes
+        )
     records = await completions.collect(submissions, request.is_disconnected)
     _finish(request, records, state)
     choices = [
@@ -227,76 +231,22 @@ def _severity(reason) -> int:
     return ["stop", "length", "cancelled", "timeout", "shutdown", "error"].index(reason.value)
 
 
-def _stream_chat(body, submissions, response_id, created, request, state):
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    started: set[int] = set()
-
-    def chunk(index: int, text: str | None, finish: str | None) -> dict:
-        delta = {} if text is None else {"content": text}
-        if index not in started:
-            started.add(index)
-            delta = {"role": "assistant", **delta}
-        return _chunk_body(
-            "chat.completion.chunk",
-            response_id,
-            created,
-            body.model,
-            include_usage,
-            [{"index": index, "delta": delta, "finish_reason": finish, "logprobs": None}],
-        )
-
-    def usage_chunk(usage: dict) -> dict:
-        return _chunk_body("chat.completion.chunk", response_id, created, body.model, False, []) | {
-            "usage": usage
-        }
-
-    return _streaming_response(
-        submissions, body.n, chunk, usage_chunk if include_usage else None, request, state
+def _streaming_response(
+    body, submissions, writer_kind, response_id, created, request, state, echoes=()
+) -> StreamingResponse:
+    writer = ChunkWriter(
+        kind=writer_kind,
+        response_id=response_id,
+        created=created,
+        model=body.model,
+        n=body.n,
+        include_usage=bool(body.stream_options and body.stream_options.include_usage),
+        echoes=list(echoes),
     )
-
-
-def _stream_completion(body, submissions, echoes, response_id, created, request, state):
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
-    started: set[int] = set()
-
-    def chunk(index: int, text: str | None, finish: str | None) -> dict:
-        if index not in started:
-            started.add(index)
-            text = echoes[index // body.n] + (text or "")
-        choice = {"index": index, "text": text or "", "finish_reason": finish, "logprobs": None}
-        return _chunk_body(
-            "text_completion", response_id, created, body.model, include_usage, [choice]
-        )
-
-    def usage_chunk(usage: dict) -> dict:
-        return _chunk_body("text_completion", response_id, created, body.model, False, []) | {
-            "usage": usage
-        }
-
-    return _streaming_response(
-        submissions, body.n, chunk, usage_chunk if include_usage else None, request, state
-    )
-
-
-def _chunk_body(kind, response_id, created, model, with_usage, choices) -> dict:
-    body = {
-        "id": response_id,
-        "object": kind,
-        "created": created,
-        "model": model,
-        "choices": choices,
-    }
-    if with_usage:
-        body["usage"] = None
-    return body
-
-
-def _streaming_response(submissions, n, chunk, usage_chunk, request, state) -> StreamingResponse:
     stream_state = StreamState()
     request.state.stream = stream_state
-
     return StreamingResponse(
-        completions.stream_events(submissions, n, chunk, usage_chunk, state.settings, stream_state),
+        stream_events(submissions, writer, state.settings, stream_state),
         media_type="text/event-stream",
         headers=SSE_HEADERS,
     )
