@@ -135,3 +135,20 @@ def test_load_and_unload_at_runtime(chatty_model_dir, adapter_root):
     backend.unload_adapter("beta")
     assert backend.adapters == []
     assert run_batched(backend, [(prompt_ids, None)], 6) == plain
+
+
+def test_switching_between_base_single_and_mixed_batches_keeps_outputs(
+    backend, chatty_model_dir, adapter_root
+):
+    """The backend keeps PEFT's adapter state between steps; every switch must be exact."""
+    prompt_ids = backend.tokenizer.encode(PROMPTS[3])
+    expected = {
+        adapter: generate_alone(
+            chatty_model_dir, adapter_root / adapter if adapter else None, prompt_ids, 5
+        )
+        for adapter in (None, "alpha", "beta")
+    }
+    sequence = [[None], ["alpha"], [None], ["beta"], ["alpha", None], ["beta"], [None, None]]
+    for adapters in sequence:
+        outputs = run_batched(backend, [(prompt_ids, a) for a in adapters], max_tokens=5)
+        assert outputs == [expected[a] for a in adapters], adapters
