@@ -25,7 +25,7 @@ def serve(*, settings: Settings) -> int:
     from tuneloop.serve.loading import model_specs
     from tuneloop.serve.server import run
 
-    model_specs(settings)  # fail fast, before the server starts, on bad names and folders
+    model_specs(settings, verify_hashes=False)  # fail fast on bad names and folders
     return run(settings)
 
 

@@ -40,6 +40,7 @@ from tuneloop.serve.scheduler import QueueFull
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.5
+WARM_UP_TIMEOUT_S = 600
 RETRY_COMMAND = object()
 """Returned by a worker command that can't run yet; it is tried again after the next step."""
 
@@ -164,7 +165,8 @@ class Engine:
             )
             lane.scheduler.add(new_job(request, lane.tokenizer, sink, lane=lane.name, now=0))
             self._wake.set()
-            finished.wait()
+            if not finished.wait(WARM_UP_TIMEOUT_S):
+                raise RuntimeError(f"warm-up generation on {model} did not finish")
             if FinishReason.ERROR in records[0].finish_reasons:
                 raise RuntimeError(f"warm-up generation failed on {model}; see the log above")
 

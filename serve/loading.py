@@ -28,8 +28,12 @@ log = logging.getLogger(__name__)
 WARM_UP_TEXT = "Hello"
 
 
-def model_specs(settings: Settings) -> list[ModelSpec]:
-    """What to load, checked for naming clashes before any weights are read."""
+def model_specs(settings: Settings, *, verify_hashes: bool = True) -> list[ModelSpec]:
+    """What to load, checked for naming clashes before any weights are read.
+
+    `verify_hashes=False` skips hashing the optimized variants' files (a quick check of names
+    and folders before the server starts; loading verifies them).
+    """
     adapters = dict(parse_adapter_option(value) for value in settings.adapter)
     specs = []
     if settings.base or adapters or not settings.model_dir:
@@ -49,14 +53,14 @@ def model_specs(settings: Settings) -> list[ModelSpec]:
             )
         )
     if settings.model_dir:
-        specs.extend(_variant_specs(settings.model_dir, settings))
+        specs.extend(_variant_specs(settings.model_dir, settings, verify_hashes))
     _check_unique_names(specs)
     return specs
 
 
-def _variant_specs(folder: Path, settings: Settings) -> list[ModelSpec]:
+def _variant_specs(folder: Path, settings: Settings, verify_hashes: bool) -> list[ModelSpec]:
     specs = []
-    for variant in servable_variants(folder):
+    for variant in servable_variants(folder, verify_hashes=verify_hashes):
         aliases = (variant.name,) if variant.recommended else ()
         specs.append(
             ModelSpec(
