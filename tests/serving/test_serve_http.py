@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -24,6 +25,11 @@ pytestmark = pytest.mark.integration  # a real server process
 @pytest.fixture(scope="module")
 def server(chatty_model_dir, adapter_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("http-server")
+    wrong = tmp / "wrong-base"
+    shutil.copytree(adapter_root / "alpha", wrong)
+    manifest = json.loads((wrong / "tuneloop_adapter.json").read_text())
+    manifest["base"]["num_hidden_layers"] = 30
+    (wrong / "tuneloop_adapter.json").write_text(json.dumps(manifest))
     server = start_server(
         [
             "--base",
@@ -33,6 +39,7 @@ def server(chatty_model_dir, adapter_root, tmp_path_factory):
             "--adapter",
             f"alpha={adapter_root / 'alpha'}",
             f"beta={adapter_root / 'beta'}",
+            f"wrong={wrong}",
             "--adapter-dir",
             str(adapter_root),
             "--max-prompt-tokens",
@@ -104,8 +111,13 @@ def test_client_request_id_is_echoed(server):
 def test_models_lists_the_base_and_its_adapters(server):
     response = httpx.get(f"{server.url}/v1/models", headers=HEADERS)
     cards = {card["id"]: card for card in response.json()["data"]}
-    assert {"chatty", "alpha", "beta"} <= set(cards)
+    assert set(cards) == {"chatty", "alpha", "beta"}
     assert cards["alpha"]["parent"] == "chatty" and cards["chatty"]["parent"] is None
+
+
+def test_an_adapter_for_another_base_is_refused_and_the_rest_are_served(server):
+    refusals = [line for line in server.log().splitlines() if "refusing adapter wrong" in line]
+    assert refusals and "num_hidden_layers=30" in refusals[0]
 
 
 def test_completions_with_echo_several_prompts_and_choices(server):
