@@ -144,20 +144,30 @@ async def list_models(state: StateDep):
     """The served models: base models, their adapters, optimized variants."""
     if not state.ready:
         return ModelList(data=[])
-    cards = []
-    for model, (lane, adapter) in state.engine.models.ids().items():
-        info = lane.backend.info
-        cards.append(
-            ModelCard(
-                id=model,
-                created=state.started,
-                root=lane.name,
-                parent=lane.name if adapter else None,
-                backend=info.backend,
-                precision=info.precision,
-            )
-        )
-    return ModelList(data=cards)
+    return ModelList(data=[_card(m, lane, a, state) for m, (lane, a) in _served(state).items()])
+
+
+@api.get("/models/{model:path}", response_model=ModelCard)
+async def retrieve_model(model: str, engine: EngineDep, state: StateDep):
+    """One served model (404 with the served ids if it is not one of them)."""
+    lane, adapter = engine.models.resolve(model)
+    return _card(model, lane, adapter, state)
+
+
+def _served(state: ServerState):
+    return state.engine.models.ids()
+
+
+def _card(model: str, lane: Lane, adapter: str | None, state: ServerState) -> ModelCard:
+    info = lane.backend.info
+    return ModelCard(
+        id=model,
+        created=state.started,
+        root=lane.name,
+        parent=lane.name if adapter else None,
+        backend=info.backend,
+        precision=info.precision,
+    )
 
 
 @ops.get("/health", include_in_schema=True)

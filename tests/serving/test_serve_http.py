@@ -113,6 +113,10 @@ def test_models_lists_the_base_and_its_adapters(server):
     cards = {card["id"]: card for card in response.json()["data"]}
     assert set(cards) == {"chatty", "alpha", "beta"}
     assert cards["alpha"]["parent"] == "chatty" and cards["chatty"]["parent"] is None
+    one = httpx.get(f"{server.url}/v1/models/alpha", headers=HEADERS).json()
+    assert one == cards["alpha"]
+    missing = httpx.get(f"{server.url}/v1/models/gamma", headers=HEADERS)
+    assert_openai_error(missing, 404, code="model_not_found")
 
 
 def test_an_adapter_for_another_base_is_refused_and_the_rest_are_served(server):
@@ -387,6 +391,7 @@ def test_official_openai_client_works_unchanged(server):
 
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEY, max_retries=0)
     assert {"chatty", "alpha", "beta"} <= {m.id for m in client.models.list()}
+    assert client.models.retrieve("beta").id == "beta"
     messages = [{"role": "user", "content": "Where is my parcel?"}]
     answer = client.chat.completions.create(
         model="alpha", messages=messages, max_tokens=8, temperature=0
