@@ -58,6 +58,12 @@ def servable_variants(folder: Path, *, verify_hashes: bool = True) -> list[Varia
             f"--model-dir {folder}: no variant passed its quality gate (or none was found); "
             "see the log for each one, and summary.md for the gate results"
         )
+    if not any(v.recommended for v in variants):
+        log.warning(
+            "%s: summary.json names no recommended variant that can be served; serving the "
+            "variants only as NAME:VARIANT",
+            folder,
+        )
     variants.sort(key=lambda v: (not v.recommended, v.variant))
     return variants
 
@@ -92,7 +98,7 @@ def _variant(artifact_file: Path, recommended: str | None) -> Variant | None:
         precision=str(artifact.get("precision") or variant),
         folder=folder,
         gate=gate,
-        recommended=variant in (recommended, folder.name),
+        recommended=recommended is not None and recommended in (variant, folder.name),
         base=str(source.get("base") or ""),
     )
 

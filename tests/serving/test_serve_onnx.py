@@ -147,3 +147,14 @@ def test_onnx_logits_match_torch_on_the_same_weights(optimized_dir, merged_dir):
         expected = model(input_ids=ids).logits[:, -1]
     assert torch.allclose(logits, expected, atol=1e-3)
     assert len(kv) == model.config.num_hidden_layers and kv[0][0].shape[2] == ids.shape[1]
+
+
+def test_only_the_recommended_variant_gets_the_bare_name(optimized_dir):
+    from tuneloop.serve.model_dir import servable_variants
+
+    quick = servable_variants(optimized_dir, verify_hashes=False)
+    assert [(v.variant, v.recommended) for v in quick] == [
+        ("onnx-fp32", True),
+        ("onnx-tampered", False),
+    ]
+    assert [v.variant for v in servable_variants(optimized_dir)] == ["onnx-fp32"]
