@@ -9,6 +9,10 @@ function:
   as `int | Literal["auto"]` accepts either;
 - a parameter whose type is a dataclass is flattened into one option per field, and the dataclass
   is built (running its own validation) before the function is called;
+- a parameter whose type is a pydantic model (e.g. pydantic-settings `Settings`) is flattened the
+  same way, help from each field's `description`; only the options given on the command line
+  are passed to it, so its other sources (environment, config file) fill in the rest. Fields
+  marked `json_schema_extra={"cli": False}` (secrets) get no option;
 - help text comes from the Google-style docstring (`Args:` for parameters; attribute docstrings
   for dataclass fields), so help and code can't drift apart.
 """
@@ -56,6 +60,8 @@ def call_parsed(args: argparse.Namespace) -> Any:
         hint = _hints(func)[param.name]
         if _is_dataclass_type(hint):
             kwargs[param.name] = _build_dataclass(hint, args, prefix=param.name)
+        elif _is_pydantic_model(hint):
+            kwargs[param.name] = _build_model(hint, args)
         else:
             kwargs[param.name] = getattr(args, param.name)
     return func(**kwargs)
@@ -99,6 +105,8 @@ def _add_function_arguments(parser, func: Callable, doc) -> None:
         if _is_dataclass_type(hint):
             group = parser.add_argument_group(param_help.get(param.name) or param.name)
             _add_dataclass_arguments(group, hint, prefix=param.name)
+        elif _is_pydantic_model(hint):
+            _add_model_arguments(parser, hint)
         elif param.kind is inspect.Parameter.KEYWORD_ONLY:
             _add_option(parser, param.name, hint, param.default, param_help.get(param.name))
         elif param.default is inspect.Parameter.empty:
@@ -169,6 +177,41 @@ def _build_dataclass(cls: type, args: argparse.Namespace, prefix: str):
         raise UsageError(str(exc)) from exc
 
 
+def _add_model_arguments(parser, cls: type) -> None:
+    env_prefix = cls.model_config.get("env_prefix", "")
+    for name, field in cls.model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        if extra.get("cli") is False:
+            continue
+        help_text = field.description or ""
+        default = field.get_default(call_default_factory=True)
+        if default not in (None, False, [], ""):
+            help_text += f" (default: {default})"
+        if env_prefix:
+            help_text += f" [env {env_prefix}{name.upper()}]"
+        # default None: an option that was not given must not override the other sources
+        _add_option(parser, name, field.annotation, None, help_text)
+
+
+def _build_model(cls: type, args: argparse.Namespace):
+    from pydantic import ValidationError
+
+    given = {
+        name: getattr(args, name)
+        for name in cls.model_fields
+        if getattr(args, name, None) is not None
+    }
+    try:
+        return cls(**given)
+    except ValidationError as exc:
+        raise UsageError("; ".join(_problem(e) for e in exc.errors())) from exc
+
+
+def _problem(error: dict) -> str:
+    where = ".".join(map(str, error["loc"])) or "settings"
+    return f"{where}: {error['msg'].removeprefix('Value error, ')}"
+
+
 def _converter(hint) -> Callable[[str], Any]:
     """A function turning the command-line string into a value of type `hint`."""
     hint = _strip_optional(hint)
@@ -234,6 +277,12 @@ def _is_union(hint) -> bool:
 
 def _is_dataclass_type(hint) -> bool:
     return isinstance(hint, type) and dataclasses.is_dataclass(hint)
+
+
+def _is_pydantic_model(hint) -> bool:
+    return (
+        isinstance(hint, type) and hasattr(hint, "model_fields") and hasattr(hint, "model_config")
+    )
 
 
 def _hints(func: Callable) -> dict[str, Any]:

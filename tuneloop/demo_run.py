@@ -135,9 +135,14 @@ def stage_optimize(run: DemoRun) -> str:
 
 
 def stage_serve(run: DemoRun) -> str:
-    from tuneloop.serve.cli import serve
+    from tuneloop.serve.cli import serve, usage_banner
+    from tuneloop.serve.settings import Settings
 
-    serve(base=run.base, adapter=[f"{ADAPTER_NAME}={run.adapter_dir}"])
+    settings = Settings(
+        base=run.base, adapter=[f"{ADAPTER_NAME}={run.adapter_dir}"], log_format="text"
+    )
+    print(usage_banner(settings, ADAPTER_NAME), flush=True)
+    serve(settings=settings)
     return "server stopped"
 
 

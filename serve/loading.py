@@ -1,0 +1,150 @@
+"""From settings to a running engine: which models to load, loading them, warming them up.
+
+- `--base` (or the embedded default) with every `--adapter NAME=DIR` makes one torch lane;
+  an adapter that can't be served on it is refused with a logged reason and the rest go on.
+- `--model-dir DIR` adds one lane per variant that passed its quality gate.
+- With only `--model-dir`, no torch base model is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from tuneloop.base_model import DEFAULT_BASE, resolve_base
+from tuneloop.errors import TuneloopError, UsageError
+from tuneloop.serve.adapter_folder import parse_adapter_option
+from tuneloop.serve.backends import BACKENDS
+from tuneloop.serve.batch_runner import BatchRunner
+from tuneloop.serve.engine import Engine, Observer
+from tuneloop.serve.lanes import Lane, ModelSpec
+from tuneloop.serve.metrics import Metrics
+from tuneloop.serve.model_dir import servable_variants
+from tuneloop.serve.scheduler import Scheduler, SchedulerLimits
+from tuneloop.serve.settings import Settings
+
+log = logging.getLogger(__name__)
+
+WARM_UP_TEXT = "Hello"
+
+
+def model_specs(settings: Settings, *, verify_hashes: bool = True) -> list[ModelSpec]:
+    """What to load, checked for naming clashes before any weights are read.
+
+    `verify_hashes=False` skips hashing the optimized variants' files (a quick check of names
+    and folders before the server starts; loading verifies them).
+    """
+    adapters = dict(parse_adapter_option(value) for value in settings.adapter)
+    specs = []
+    if settings.base or adapters or not settings.model_dir:
+        base = settings.base or DEFAULT_BASE
+        resolved = resolve_base(base)
+        specs.append(
+            ModelSpec(
+                name=settings.served_model_name or resolved.name,
+                backend="torch",
+                path=resolved.spec if resolved.source != "local" else resolved.path,
+                adapters=adapters,
+                device=settings.device,
+                dtype=settings.dtype,
+                quantization=settings.quantization,
+                threads=settings.compute_threads(),
+                base_label=resolved.spec,
+            )
+        )
+    if settings.model_dir:
+        specs.extend(_variant_specs(settings.model_dir, settings, verify_hashes))
+    _check_unique_names(specs)
+    return specs
+
+
+def _variant_specs(folder: Path, settings: Settings, verify_hashes: bool) -> list[ModelSpec]:
+    specs = []
+    for variant in servable_variants(folder, verify_hashes=verify_hashes):
+        aliases = (variant.name,) if variant.recommended else ()
+        specs.append(
+            ModelSpec(
+                name=variant.served_id,
+                backend=variant.backend,
+                path=variant.folder,
+                aliases=aliases,
+                device=settings.device,
+                dtype=settings.dtype if variant.backend == "torch" else "auto",
+                threads=settings.compute_threads(),
+                precision=variant.precision,
+                base_label=variant.base or variant.name,
+            )
+        )
+    return specs
+
+
+def _check_unique_names(specs: list[ModelSpec]) -> None:
+    seen: dict[str, str] = {}
+    for spec in specs:
+        for name in (spec.name, *spec.aliases, *spec.adapters):
+            if name in seen:
+                raise UsageError(
+                    f"two served models would be called {name!r} ({seen[name]} and {spec.name}); "
+                    "rename an adapter or set --served-model-name"
+                )
+            seen[name] = spec.name
+
+
+def load_engine(settings: Settings, metrics: Metrics, observers: list[Observer] = ()) -> Engine:
+    """Load every lane, start the worker, and run a warm-up generation on each served model."""
+    lanes = [_load_lane(spec, settings) for spec in model_specs(settings)]
+    engine = Engine(lanes, observers=[metrics, *observers])
+    for model, (lane, adapter) in engine.models.ids().items():
+        info = lane.backend.info
+        metrics.add_model(
+            lane.name,
+            adapter,
+            {
+                "base": info.extra.get("base", lane.name),
+                "backend": info.backend,
+                "precision": info.precision,
+                "served_as": model,
+            },
+        )
+    engine.start()
+    engine.warm_up(_warm_up_prompt)
+    return engine
+
+
+def _load_lane(spec: ModelSpec, settings: Settings) -> Lane:
+    adapters, spec_without = spec.adapters, _without_adapters(spec)
+    backend = BACKENDS[spec.backend](spec_without)
+    for name, folder in adapters.items():
+        try:
+            backend.load_adapter(name, folder)
+        except TuneloopError as exc:  # keep serving the others
+            log.error("refusing adapter %s: %s", name, exc)
+    limits = SchedulerLimits(
+        max_batch_size=settings.max_batch_size,
+        max_step_tokens=settings.max_step_tokens,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_waiting=settings.max_waiting,
+        prefill_chunk=settings.prefill_chunk,
+    )
+    info = backend.info
+    log.info(
+        "loaded %s (%s, %s) with adapters: %s",
+        spec.name,
+        info.backend,
+        info.precision,
+        ", ".join(backend.adapters) or "none",
+    )
+    return Lane(
+        spec.name, backend, Scheduler(spec.name, BatchRunner(backend), limits), spec.aliases
+    )
+
+
+def _without_adapters(spec: ModelSpec) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, adapters={})
+
+
+def _warm_up_prompt(lane: Lane) -> tuple[int, ...]:
+    ids = lane.tokenizer.encode(WARM_UP_TEXT, add_special_tokens=False)
+    return tuple(ids) or (0,)

@@ -1,0 +1,60 @@
+"""Choose the next token of every row of a batch, each row with its own sampling settings.
+
+Rows with temperature 0 take the most likely token; the others sample from the tempered
+distribution cut to the smallest set of tokens whose probability reaches `top_p` (nucleus
+sampling), with their own random generator, so a request with a `seed` gets the same tokens
+whichever requests share its batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class RowSampling:
+    temperature: float
+    top_p: float
+    generator: torch.Generator | None
+    """None for greedy rows."""
+
+
+def sample(logits: torch.Tensor, rows: list[RowSampling]) -> list[int]:
+    """One token id per row of `logits` [rows, vocab]."""
+    tokens = logits.argmax(dim=-1)
+    sampled = [i for i, row in enumerate(rows) if row.temperature > 0]
+    if sampled:
+        index = torch.tensor(sampled, device=logits.device)
+        probs = _probabilities(logits.index_select(0, index).float(), [rows[i] for i in sampled])
+        for k, i in enumerate(sampled):
+            tokens[i] = torch.multinomial(probs[k], 1, generator=rows[i].generator)[0]
+    return tokens.tolist()
+
+
+def _probabilities(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
+    temperature = torch.tensor([r.temperature for r in rows], device=logits.device)
+    probs = torch.softmax(logits / temperature[:, None], dim=-1)
+    top_p = torch.tensor([r.top_p for r in rows], device=logits.device)
+    if bool((top_p < 1).any()):
+        probs = _nucleus(probs, top_p)
+    return probs
+
+
+def _nucleus(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Zero the tail of each row beyond its top_p mass (the most likely token always stays)."""
+    sorted_probs, order = probs.sort(dim=-1, descending=True)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    sorted_probs[mass_before >= top_p[:, None]] = 0
+    return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
+
+
+def make_generator(seed: int | None, device: str = "cpu") -> torch.Generator:
+    """A generator seeded by the request (reproducible) or from the OS (fresh per request)."""
+    generator = torch.Generator(device=device)
+    if seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(seed)
+    return generator
