@@ -1,0 +1,391 @@
+"""The training recipe, top to bottom: seed -> base -> data -> choices -> model -> trainer ->
+train -> save -> profile -> report. `tuneloop train` and `tuneloop train --resume` call `run`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuneloop.train.auto import Choice, auto_batch_size, auto_epochs, auto_learning_rate
+from tuneloop.train.options import TrainOptions
+
+from tuneloop import __version__
+from tuneloop.errors import MissingDependencyError, UsageError
+
+log = logging.getLogger(__name__)
+
+CONFIG = "training_config.json"
+CHECKPOINTS = "checkpoints"
+
+
+@dataclass
+class Job:
+    """What to train: the inputs of one `tuneloop train` run, saved so --resume can rebuild it."""
+
+    data: Path
+    out: Path
+    base: str
+    method: str
+    val: Path | None
+    options: TrainOptions
+    name: str
+
+    def to_json(self) -> dict:
+        return {
+            "data": str(self.data),
+            "out": str(self.out),
+            "base": self.base,
+            "method": self.method,
+            "val": None if self.val is None else str(self.val),
+            "name": self.name,
+            "options": dataclasses.asdict(self.options),
+        }
+
+    @classmethod
+    def from_folder(cls, folder: Path) -> Job:
+        path = Path(folder) / CONFIG
+        if not path.is_file():
+            raise UsageError(f"--resume {folder}: no {CONFIG} there (not a tuneloop train folder)")
+        config = json.loads(path.read_text())
+        return cls(
+            data=Path(config["data"]),
+            out=Path(folder),
+            base=config["base"],
+            method=config["method"],
+            val=Path(config["val"]) if config.get("val") else None,
+            options=TrainOptions(**config["options"]),
+            name=config["name"],
+        )
+
+
+def run(job: Job, *, resume: bool = False) -> dict:
+    import torch
+    from transformers import set_seed
+    from tuneloop.train.data import detect_label_field, load_training_data, task_description
+    from tuneloop.train.manifest import base_fingerprint, context_length
+
+    from tuneloop.base_model import load_tokenizer, resolve_base
+
+    options, rank = job.options, int(os.environ.get("RANK", "0"))
+    report_to = _reporters(options.report_to)
+    # 1) seed and base model
+    set_seed(options.seed)
+    resolved = resolve_base(job.base)
+    tokenizer = load_tokenizer(resolved)
+    max_seq_len = context_length(resolved) if options.max_seq_len == "auto" else options.max_seq_len
+    # 2) data
+    data = load_training_data(
+        job.data,
+        job.val,
+        tokenizer,
+        max_seq_len=max_seq_len,
+        val_fraction=options.val_fraction,
+        seed=options.seed,
+        train_on_prompt=options.train_on_prompt,
+    )
+    label_field = options.label_field or detect_label_field(data.train)
+    task = task_description(data.train, label_field)
+    # 3) choices for the `auto` values, each with its reason
+    packed = options.packing and job.method != "prompt-tuning"
+    choices = resolve_choices(job.method, options, data, packed)
+    bf16 = choices["precision"].value == "bf16"
+    # 4) model, packed data and trainer
+    from tuneloop.train.methods import build_model
+
+    model, model_choice = build_model(resolved, job.method, options, tokenizer)
+    trainer, schedule = _build_trainer(
+        job, model, tokenizer, data, choices, packed, bf16, report_to
+    )
+    config = _config(job, resolved, data, choices, schedule, model_choice, task, max_seq_len)
+    config["base_fingerprint"] = base_fingerprint(resolved)
+    if rank == 0:
+        job.out.mkdir(parents=True, exist_ok=True)
+        _write_json(job.out / CONFIG, {**config, "status": "running"})
+    _log_choices(config, schedule)
+    # 5) train, from the newest complete checkpoint when resuming
+    checkpoint = _resume_point(job.out) if resume else None
+    started = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    seconds = time.perf_counter() - started
+    summary = _summary(trainer, schedule, data, model_choice, seconds, result)
+    _record_rank(job.out, trainer, summary)
+    if rank != 0:
+        return summary
+    # 6) save the kept (best) weights, the manifest, the drift profile and the reports
+    _save(job, trainer.model, tokenizer, resolved, task)
+    with torch.inference_mode():
+        from tuneloop.train.profile import reference_profile
+
+        profile = reference_profile(
+            trainer.model,
+            tokenizer,
+            data.train_encoded,
+            sample=options.profile_examples,
+            seed=options.seed,
+            base=config["base_fingerprint"],
+        )
+    profile.save(job.out / "reference_profile.json")
+    _finish(job, config, summary, task)
+    return summary
+
+
+def resolve_choices(method: str, options: TrainOptions, data, packed: bool) -> dict[str, Choice]:
+    n = len(data.train_encoded)
+    tokens_per_epoch = sum(len(e) for e in data.train_encoded)
+    if options.epochs == "auto":
+        budget = options.token_budget or None
+        epochs = auto_epochs(n, tokens_per_epoch, budget)
+    else:
+        epochs = Choice(options.epochs, "as given")
+    batch = (
+        auto_batch_size(n)
+        if options.batch_size == "auto"
+        else Choice(options.batch_size, "as given")
+    )
+    lr = (
+        auto_learning_rate(method, int(batch.value))
+        if options.lr == "auto"
+        else Choice(options.lr, "as given")
+    )
+    return {
+        "epochs": epochs,
+        "batch_size": batch,
+        "lr": lr,
+        "precision": _precision(options.precision, method),
+        "packing": Choice(
+            packed,
+            "packed rows, attention kept inside each example"
+            if packed
+            else ("off for prompt-tuning (virtual tokens)" if options.packing else "off as given"),
+        ),
+    }
+
+
+def _precision(asked: str, method: str) -> Choice:
+    if asked != "auto":
+        return Choice(asked, "as given")
+    if method == "qlora":
+        return Choice("fp32", "qlora computes in fp32 around its 4-bit weights")
+    if bf16_supported():
+        return Choice("bf16", "bf16 autocast: the processor has bf16 matrix instructions")
+    return Choice("fp32", "fp32: no bf16 matrix instructions on this processor")
+
+
+def bf16_supported() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _reporters(report_to: str) -> list[str]:
+    import importlib.util
+
+    reporters = ["tensorboard"]
+    if report_to != "none":
+        if importlib.util.find_spec(report_to) is None:
+            raise MissingDependencyError(f"--report-to {report_to} needs: pip install {report_to}")
+        reporters.append(report_to)
+    return reporters
+
+
+def _build_trainer(job, model, tokenizer, data, choices, packed, bf16, report_to):
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback
+    from tuneloop.train import callbacks
+    from tuneloop.train.packing import (
+        ExampleDataset,
+        PackedCollator,
+        PackedDataset,
+        PaddingCollator,
+    )
+    from tuneloop.train.trainer import TuneloopTrainer, plan_schedule, training_arguments
+
+    options = job.options
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    longest = max(len(e) for e in data.train_encoded + data.val_encoded)
+    if packed:
+        capacity = max(options.pack_length, longest)
+        train_ds = PackedDataset(data.train_encoded, capacity, options.seed)
+        val_ds = PackedDataset(data.val_encoded, capacity, options.seed)
+        collator = PackedCollator(tokenizer.pad_token_id)
+        rows, per_row = len(train_ds), train_ds.examples_per_row()
+    else:
+        train_ds, val_ds = ExampleDataset(data.train_encoded), ExampleDataset(data.val_encoded)
+        collator = PaddingCollator(tokenizer.pad_token_id)
+        rows, per_row = len(train_ds), float(choices["batch_size"].value)
+    schedule = plan_schedule(
+        rows,
+        per_row,
+        batch_size=int(choices["batch_size"].value),
+        grad_accum=options.grad_accum,
+        epochs=float(choices["epochs"].value),
+        max_steps=options.max_steps,
+        eval_every=options.eval_every,
+        world_size=world_size,
+    )
+    if not packed:  # a padded batch holds batch_size examples already
+        schedule.rows_per_step = options.grad_accum
+        schedule.steps_per_epoch = max(1, -(-rows // (int(per_row) * world_size)))
+    args = training_arguments(
+        output_dir=str(job.out / CHECKPOINTS),
+        logging_dir=str(job.out / "tensorboard"),
+        schedule=schedule,
+        lr=float(choices["lr"].value),
+        warmup_ratio=options.warmup_ratio,
+        weight_decay=options.weight_decay,
+        seed=options.seed,
+        bf16=bf16,
+        packed=packed,
+        batch_size=int(choices["batch_size"].value),
+        report_to=report_to,
+        early_stopping=True,
+    )
+    metrics = callbacks.MetricsLog(job.out / "metrics.jsonl", world_size)
+    extra = [
+        metrics,
+        callbacks.ProgressBar(metrics),
+        callbacks.LossWatchdog(options.divergence_factor, options.divergence_patience),
+        callbacks.CommitCheckpoints(),
+    ]
+    if options.patience:
+        extra.append(EarlyStoppingCallback(early_stopping_patience=options.patience))
+    if kill_after := os.environ.get("TUNELOOP_TEST_KILL_AFTER_STEPS"):
+        extra.append(callbacks.StopAfterSteps(int(kill_after)))
+    trainer = TuneloopTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=collator,
+        callbacks=extra,
+    )
+    trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace it
+    return trainer, schedule
+
+
+def _resume_point(out: Path) -> Path | None:
+    from tuneloop.train.checkpoints import latest_complete
+
+    checkpoint = latest_complete(out / CHECKPOINTS)
+    if checkpoint is None:
+        log.warning("no complete checkpoint in %s: starting from the beginning", out / CHECKPOINTS)
+    else:
+        log.info("resuming from %s", checkpoint)
+    return checkpoint
+
+
+def _config(job, resolved, data, choices, schedule, model_choice, task, max_seq_len) -> dict:
+    return {
+        "format": 1,
+        **job.to_json(),
+        "tuneloop_version": __version__,
+        "val_source": data.val_source,
+        "dropped": data.dropped,
+        "task": task,
+        "resolved": {
+            **{name: choice.value for name, choice in choices.items()},
+            "choices": {name: dataclasses.asdict(c) for name, c in choices.items()},
+            "max_seq_len": max_seq_len,
+            "max_steps": schedule.max_steps,
+            "eval_every": schedule.eval_every,
+            "rows_per_step": schedule.rows_per_step,
+            "schedule": schedule.describe(),
+            "world_size": schedule.world_size,
+        },
+        "model": dataclasses.asdict(model_choice),
+    }
+
+
+def _log_choices(config: dict, schedule) -> None:
+    for name, choice in config["resolved"]["choices"].items():
+        log.info("%s = %s: %s", name, choice["value"], choice["reason"])
+    log.info("model: %s", config["model"]["reason"])
+    log.info("schedule: %s", schedule.describe())
+
+
+def _summary(trainer, schedule, data, model_choice, seconds, result) -> dict:
+    state = trainer.state
+    evals = [h["eval_loss"] for h in state.log_history if "eval_loss" in h]
+    best = state.best_model_checkpoint
+    stopped_early = state.global_step < schedule.max_steps
+    return {
+        "steps": state.global_step,
+        "stop_reason": "early stopping: validation loss stopped improving"
+        if stopped_early
+        else "all planned steps",
+        "best_step": int(best.rsplit("-", 1)[1]) if best else state.global_step,
+        "best_val_loss": state.best_metric,
+        "first_val_loss": evals[0] if evals else None,
+        "last_val_loss": evals[-1] if evals else None,
+        "train_loss": result.training_loss,
+        "train_seconds": seconds,
+        "tokens_seen": state.num_input_tokens_seen,
+        "tokens_per_second": state.num_input_tokens_seen / max(seconds, 1e-9),
+        "train_examples": len(data.train_encoded),
+        "trainable_params": model_choice.trainable_params,
+        "total_params": model_choice.total_params,
+    }
+
+
+def _record_rank(out: Path, trainer, summary: dict) -> None:
+    """With several processes, each writes a checksum of its trained weights to ranks/."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return
+    digest = hashlib.sha256()
+    for name, param in sorted(trainer.model.named_parameters()):
+        if param.requires_grad:
+            digest.update(name.encode())
+            digest.update(param.detach().float().cpu().numpy().tobytes())
+    rank = int(os.environ.get("RANK", "0"))
+    (out / "ranks").mkdir(parents=True, exist_ok=True)
+    _write_json(
+        out / "ranks" / f"rank-{rank}.json",
+        {"rank": rank, "steps": summary["steps"], "trainable_sha256": digest.hexdigest()},
+    )
+
+
+def _save(job: Job, model, tokenizer, resolved, task: dict) -> None:
+    from tuneloop.train.manifest import write_manifest
+
+    model.save_pretrained(job.out, safe_serialization=True)
+    if job.method == "full":
+        tokenizer.save_pretrained(job.out)
+    write_manifest(job.out, name=job.name, method=job.method, resolved=resolved, task=task)
+
+
+def _finish(job: Job, config: dict, summary: dict, task: dict) -> None:
+    from tuneloop.train.report import write_model_card, write_report
+
+    config = {**config, "status": "complete", "summary": summary}
+    _write_json(job.out / CONFIG, config)
+    write_report(job.out, config, summary)
+    write_model_card(job.out, config, summary, task)
+    shutil.rmtree(job.out / CHECKPOINTS, ignore_errors=True)
+    log.info(
+        "trained %s in %.0f s (%s); adapter, report and drift profile in %s",
+        job.name,
+        summary["train_seconds"],
+        summary["stop_reason"],
+        job.out,
+    )
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(path)
