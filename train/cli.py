@@ -9,7 +9,7 @@ from tuneloop.train.options import Method, TrainOptions
 from tuneloop.train.prepare import PrepareOptions
 
 from tuneloop.base_model import DEFAULT_BASE
-from tuneloop.errors import NotBuiltYetError, UsageError
+from tuneloop.errors import UsageError
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +137,58 @@ def train(
     return 0
 
 
-def evaluate(*, adapter: Path, data: Path, base: str = DEFAULT_BASE) -> int:
+def evaluate(
+    *,
+    adapter: Path,
+    data: Path,
+    base: str | None = None,
+    label_field: str | None = None,
+    group_field: str | None = None,
+    out: Path | None = None,
+    batch_size: int = 16,
+    limit: int | None = None,
+) -> int:
     """Compare the base model and an adapter on a test file (loss, perplexity, task accuracy).
+
+    Both models answer every test prompt (greedy); when answers are JSON with a label, the
+    report adds accuracy, macro-F1, the confusion matrix, the share of valid JSON and of JSON
+    in the expected shape, and with --group-field the accuracy per group and its largest gap.
+    Writes eval.md and eval.json.
 
     Args:
         adapter: folder written by `tuneloop train`.
-        data: test file (JSONL or CSV).
-        base: base model the adapter was trained on.
+        data: test file (JSONL or CSV), e.g. test.jsonl from `tuneloop data prepare`.
+        base: base model the adapter was trained on (default: the one in its manifest).
+        label_field: field of the JSON answers holding the label (default: from the manifest).
+        group_field: metadata field (or answer field) to slice accuracy by.
+        out: folder for eval.md and eval.json (default: ADAPTER/eval).
+        batch_size: prompts generated together.
+        limit: evaluate only the first N examples.
     """
-    raise NotBuiltYetError("`tuneloop eval` is not built yet in this version")
+    from tuneloop.train.eval_report import write_eval_report
+    from tuneloop.train.evaluate import evaluate_adapter
+    from tuneloop.train.manifest import check_base_matches, read_manifest
+
+    from tuneloop.base_model import resolve_base
+
+    adapter = Path(adapter)
+    if not adapter.is_dir():
+        raise UsageError(f"--adapter {adapter}: no such folder")
+    manifest = read_manifest(adapter)
+    resolved = resolve_base(base or (manifest["base"]["spec"] if manifest else DEFAULT_BASE))
+    if manifest:
+        check_base_matches(manifest, resolved, adapter)
+    report = evaluate_adapter(
+        adapter,
+        Path(data),
+        resolved,
+        manifest=manifest,
+        label_field=label_field,
+        group_field=group_field,
+        batch_size=batch_size,
+        limit=limit,
+    )
+    target = Path(out) if out else adapter / "eval"
+    write_eval_report(target, report)
+    print((target / "eval.md").read_text())
+    return 0

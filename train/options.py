@@ -14,7 +14,7 @@ ADAPTER_METHODS = ("lora", "dora", "rslora", "qlora")
 Precision = Literal["auto", "fp32", "bf16"]
 ReportTo = Literal["none", "mlflow", "wandb"]
 
-DEFAULT_TOKEN_BUDGET = 200_000
+DEFAULT_TOKEN_BUDGET = 150_000
 """Training tokens `auto` epochs may use: about 8 minutes of LoRA on a 2-core CPU (bf16)."""
 
 
@@ -60,7 +60,7 @@ class TrainOptions:
     train_on_prompt: bool = False
     """compute the loss on prompt tokens too, not only on the assistant's answers"""
     eval_every: int | Literal["auto"] = "auto"
-    """validation loss every N optimizer steps; auto: about 8 evaluations per run"""
+    """validation loss every N optimizer steps; auto: about 5 evaluations per run"""
     patience: int = 3
     """stop early after this many evaluations without a better validation loss (0: never)"""
     val_fraction: float = 0.1

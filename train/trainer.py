@@ -78,7 +78,7 @@ def plan_schedule(
     rows_per_step = max(1, round(batch_size / max(examples_per_row, 1e-9))) * grad_accum
     steps_per_epoch = max(1, math.ceil(rows / (rows_per_step * world_size)))
     total = max_steps or max(1, math.ceil(epochs * steps_per_epoch))
-    every = max(1, round(total / 8)) if eval_every == "auto" else int(eval_every)
+    every = max(1, round(total / 5)) if eval_every == "auto" else int(eval_every)
     return Schedule(
         rows, examples_per_row, rows_per_step, steps_per_epoch, total, min(every, total), world_size
     )
