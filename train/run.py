@@ -66,7 +66,14 @@ class Job:
         )
 
 
-def run(job: Job, *, resume: bool = False) -> dict:
+@dataclass
+class TrainResult:
+    summary: dict
+    model: object
+    """the trained model (the kept, best weights), PEFT-wrapped unless `full`"""
+
+
+def run(job: Job, *, resume: bool = False) -> TrainResult:
     import torch
     from transformers import set_seed
     from tuneloop.train.data import detect_label_field, load_training_data, task_description
@@ -118,7 +125,7 @@ def run(job: Job, *, resume: bool = False) -> dict:
     summary = _summary(trainer, schedule, data, model_choice, seconds, result)
     _record_rank(job.out, trainer, summary)
     if rank != 0:
-        return summary
+        return TrainResult(summary, trainer.model)
     # 6) save the kept (best) weights, the manifest, the drift profile and the reports
     _save(job, trainer.model, tokenizer, resolved, task)
     with torch.inference_mode():
@@ -134,7 +141,7 @@ def run(job: Job, *, resume: bool = False) -> dict:
         )
     profile.save(job.out / "reference_profile.json")
     _finish(job, config, summary, task)
-    return summary
+    return TrainResult(summary, trainer.model)
 
 
 def resolve_choices(method: str, options: TrainOptions, data, packed: bool) -> dict[str, Choice]:
@@ -262,7 +269,12 @@ def _build_trainer(job, model, tokenizer, data, choices, packed, bf16, report_to
         callbacks.CommitCheckpoints(),
     ]
     if options.patience:
-        extra.append(EarlyStoppingCallback(early_stopping_patience=options.patience))
+        extra.append(
+            EarlyStoppingCallback(
+                early_stopping_patience=options.patience,
+                early_stopping_threshold=options.min_improvement,
+            )
+        )
     if kill_after := os.environ.get("TUNELOOP_TEST_KILL_AFTER_STEPS"):
         extra.append(callbacks.StopAfterSteps(int(kill_after)))
     trainer = TuneloopTrainer(
