@@ -30,6 +30,9 @@ class TuneloopTrainer(Trainer):
         keep = (targets != IGNORE_INDEX).nonzero().squeeze(1)
         outputs = model(**inputs, logits_to_keep=keep)
         loss = selective_loss(outputs.logits[0], targets[keep], num_items_in_batch)
+        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+            # the count is summed over processes and DDP averages gradients: undo the mean
+            loss = loss * self.accelerator.num_processes
         return (loss, outputs) if return_outputs else loss
 
 
