@@ -9,7 +9,7 @@ from tuneloop.train.options import Method, TrainOptions
 from tuneloop.train.prepare import PrepareOptions
 
 from tuneloop.base_model import DEFAULT_BASE
-from tuneloop.errors import UsageError
+from tuneloop.errors import DataError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,9 @@ def train(
     elif data is None or out is None:
         raise UsageError("give --data FILE and --out DIR (or --resume DIR)")
     else:
+        for path in (data, val):
+            if path is not None and not Path(path).is_file():
+                raise DataError(f"{path}: no such file")
         job = Job(Path(data), Path(out), base, method, val, options, name or Path(out).name)
     run(job, resume=resume is not None)
     return 0

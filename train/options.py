@@ -26,7 +26,7 @@ class TrainOptions:
     """passes over the training data; auto: OpenAI's rule from the example count, capped by
     --token-budget"""
     batch_size: int | Literal["auto"] = "auto"
-    """examples per optimizer step; auto: ~1% of the examples, 4-64"""
+    """examples per optimizer step; auto: about 1 in 100 examples, within 4-64"""
     lr: float | Literal["auto"] = "auto"
     """peak learning rate; auto: a per-method base rate scaled with the batch size"""
     token_budget: int = DEFAULT_TOKEN_BUDGET
