@@ -33,7 +33,6 @@ TARGET_MODULES = {
     "gpt_neox": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
     "falcon": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
 }
-LAYERS_ALL_UP_TO = 32
 
 
 @dataclass
@@ -113,11 +112,13 @@ def target_modules(model, override: list[str] | None) -> tuple[list[str], str]:
 
 
 def adapted_layers(model, layers: int | str) -> tuple[list[int] | None, str]:
+    """Indices of the layers to adapt (None: all). Gradients never flow below the lowest one."""
     n = model.config.num_hidden_layers
-    if layers == "all" or (layers == "auto" and n <= LAYERS_ALL_UP_TO):
+    top = (n + 1) // 2 if layers == "auto" else n if layers == "all" else min(int(layers), n)
+    if top >= n:
         return None, f"all {n} layers"
-    top = n // 2 if layers == "auto" else min(int(layers), n)
-    return list(range(n - top, n)), f"the top {top} of {n} layers"
+    why = " (auto: the top half; --layers all for every layer)" if layers == "auto" else ""
+    return list(range(n - top, n)), f"the top {top} of {n} layers{why}"
 
 
 def _load_4bit(resolved: ResolvedBase):

@@ -224,14 +224,15 @@ def _build_trainer(job, model, tokenizer, data, choices, packed, bf16, report_to
     options = job.options
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     longest = max(len(e) for e in data.train_encoded + data.val_encoded)
+    val_encoded = eval_sample(data.val_encoded, options.eval_examples, options.seed)
     if packed:
         capacity = max(options.pack_length, longest)
         train_ds = PackedDataset(data.train_encoded, capacity, options.seed)
-        val_ds = PackedDataset(data.val_encoded, capacity, options.seed)
+        val_ds = PackedDataset(val_encoded, capacity, options.seed)
         collator = PackedCollator(tokenizer.pad_token_id)
         rows, per_row = len(train_ds), train_ds.examples_per_row()
     else:
-        train_ds, val_ds = ExampleDataset(data.train_encoded), ExampleDataset(data.val_encoded)
+        train_ds, val_ds = ExampleDataset(data.train_encoded), ExampleDataset(val_encoded)
         collator = PaddingCollator(tokenizer.pad_token_id)
         rows, per_row = len(train_ds), float(choices["batch_size"].value)
     schedule = plan_schedule(
@@ -287,6 +288,15 @@ def _build_trainer(job, model, tokenizer, data, choices, packed, bf16, report_to
     )
     trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace it
     return trainer, schedule
+
+
+def eval_sample(encoded: list, limit: int, seed: int) -> list:
+    """The validation examples used during training: all, or a seeded sample of `limit`."""
+    if not limit or len(encoded) <= limit:
+        return encoded
+    import random
+
+    return [encoded[i] for i in sorted(random.Random(seed).sample(range(len(encoded)), limit))]
 
 
 def _resume_point(out: Path) -> Path | None:
