@@ -5,6 +5,8 @@ same demo examples with the loss on the answers only, for the same number of opt
 of 8 examples. They differ in what tuneloop does by default:
 - tuneloop: examples packed into rows (attention kept inside each example, no padding), logits
   computed only at answer positions, bf16 autocast where the processor supports it;
+- tuneloop-top-half: tuneloop's default adapter, on the top half of the layers only (the
+  backward pass stops there), for reference: a different adapter, so not part of the ratio;
 - baseline: `transformers.Trainer` with per-batch padding (the usual `DataCollatorForSeq2Seq`
   way), full logits, fp32 (the Trainer's default).
 The figure is *real* tokens per second: tokens of the examples, never padding. Variants run in
@@ -23,7 +25,7 @@ import statistics
 import time
 from pathlib import Path
 
-VARIANTS = ("tuneloop", "tuneloop-fp32", "baseline")
+VARIANTS = ("tuneloop", "tuneloop-fp32", "tuneloop-top-half", "baseline")
 
 
 def encoded_demo(tokenizer, n: int):
@@ -61,7 +63,7 @@ class _Clock:
         return batch
 
 
-def _lora_model(base):
+def _lora_model(base, layers=None):
     from peft import LoraConfig, get_peft_model
     from tuneloop.train.methods import TARGET_MODULES
 
@@ -71,9 +73,16 @@ def _lora_model(base):
     model.config.use_cache = False
     config = LoraConfig(
         r=16, lora_alpha=32, lora_dropout=0.0, target_modules=TARGET_MODULES["llama"],
-        task_type="CAUSAL_LM",
+        layers_to_transform=layers, task_type="CAUSAL_LM",
     )  # fmt: skip
     return get_peft_model(model, config).train()
+
+
+def _top_half(base) -> list[int]:
+    from tuneloop.train.manifest import base_config
+
+    n = base_config(base)["num_hidden_layers"]
+    return list(range(n // 2, n))
 
 
 def run_variant(name: str, base, tokenizer, encoded, steps: int, out: Path) -> dict:
@@ -97,7 +106,7 @@ def run_variant(name: str, base, tokenizer, encoded, steps: int, out: Path) -> d
         rows_per_step = max(1, round(batch / dataset.examples_per_row()))
         args = TrainingArguments(
             per_device_train_batch_size=1, gradient_accumulation_steps=rows_per_step,
-            bf16=name == "tuneloop" and bf16_supported(), **common,
+            bf16=name != "tuneloop-fp32" and bf16_supported(), **common,
         )  # fmt: skip
         trainer_cls, collator = TuneloopTrainer, PackedCollator(tokenizer.pad_token_id)
     else:
@@ -108,8 +117,9 @@ def run_variant(name: str, base, tokenizer, encoded, steps: int, out: Path) -> d
         trainer_cls = Trainer
         collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
     clock = _Clock(collator)
+    model = _lora_model(base, _top_half(base) if name == "tuneloop-top-half" else None)
     trainer = trainer_cls(
-        model=_lora_model(base), args=args, train_dataset=dataset, data_collator=clock,
+        model=model, args=args, train_dataset=dataset, data_collator=clock,
         callbacks=[clock.callback],
     )  # fmt: skip
     trainer.train()
