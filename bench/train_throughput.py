@@ -89,8 +89,8 @@ def run_variant(name: str, base, tokenizer, encoded, steps: int, out: Path) -> d
     """Train `steps` optimizer steps of 8 examples; return real tokens/s after the first step."""
     import torch
     from transformers import Trainer, TrainingArguments
+    from tuneloop.train.auto import bf16_supported
     from tuneloop.train.packing import ExampleDataset, PackedCollator, PackedDataset
-    from tuneloop.train.run import bf16_supported
     from tuneloop.train.trainer import TuneloopTrainer
 
     torch.manual_seed(0)

@@ -18,7 +18,7 @@ from tuneloop.train.run import Job, run
 from tuneloop.demo import DEMO_DATA
 from tuneloop.drift_profile import ReferenceProfile
 
-FAST = {"profile_examples": 16, "precision": "fp32", "patience": 0}
+FAST = {"profile_examples": 16, "precision": "fp32", "patience": 0, "layers": "all"}
 
 
 @pytest.fixture(scope="module")

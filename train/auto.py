@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 TARGET_EPOCHS = 3
 MIN_TARGET_EXAMPLES = 100
@@ -73,3 +74,58 @@ def auto_learning_rate(method: str, batch_size: int) -> Choice:
         float(f"{lr:.3g}"),
         f"{lr:.3g} = {base:g} for {method} x sqrt(batch {batch_size} / {REFERENCE_BATCH})",
     )
+
+
+def resolve_choices(method: str, options, data, packed: bool) -> dict[str, Choice]:
+    """Every `auto` option of a run resolved, each with its reason."""
+    n = len(data.train_encoded)
+    tokens_per_epoch = sum(len(e) for e in data.train_encoded)
+    if options.epochs == "auto":
+        budget = options.token_budget or None
+        epochs = auto_epochs(n, tokens_per_epoch, budget)
+    else:
+        epochs = Choice(options.epochs, "as given")
+    batch = (
+        auto_batch_size(n)
+        if options.batch_size == "auto"
+        else Choice(options.batch_size, "as given")
+    )
+    lr = (
+        auto_learning_rate(method, int(batch.value))
+        if options.lr == "auto"
+        else Choice(options.lr, "as given")
+    )
+    return {
+        "epochs": epochs,
+        "batch_size": batch,
+        "lr": lr,
+        "precision": precision_choice(options.precision, method),
+        "packing": Choice(
+            packed,
+            "packed rows, attention kept inside each example"
+            if packed
+            else ("off for prompt-tuning (virtual tokens)" if options.packing else "off as given"),
+        ),
+    }
+
+
+def precision_choice(asked: str, method: str) -> Choice:
+    if asked != "auto":
+        return Choice(asked, "as given")
+    if method == "qlora":
+        return Choice("fp32", "qlora computes in fp32 around its 4-bit weights")
+    if bf16_supported():
+        return Choice("bf16", "bf16 autocast: the processor has bf16 matrix instructions")
+    return Choice("fp32", "fp32: no bf16 matrix instructions on this processor")
+
+
+def bf16_supported() -> bool:
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tuneloop.train.options import Method, TrainOptions
-from tuneloop.train.prepare import PrepareOptions
+from tuneloop.train.options import Method, PrepareOptions, TrainOptions
 
 from tuneloop.base_model import DEFAULT_BASE
 from tuneloop.errors import DataError, UsageError

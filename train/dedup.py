@@ -2,7 +2,7 @@
 
 Two examples are *exact duplicates* when their messages are equal after case folding and
 collapsing whitespace. Two examples are *near duplicates* when the estimated Jaccard similarity
-of their prompts' word 3-gram sets is at least the threshold (default `NEAR_DUP_THRESHOLD`).
+of their prompts' word 3-gram sets is at least the threshold (0.8 by default).
 Prompts, not answers, are compared: the same question asked twice teaches the model nothing
 new, and the same question in the test split as in training is leakage. MinHash uses 128
 permutations, so an estimate is within about +-0.09 of the true similarity (two standard errors);
@@ -16,8 +16,6 @@ from collections.abc import Sequence
 
 from datasketch import MinHash, MinHashLSH
 
-NEAR_DUP_THRESHOLD = 0.8
-LEAKAGE_THRESHOLD = 0.8
 NUM_PERM = 128
 SHINGLE = 3
 _WORD = re.compile(r"\w+", re.UNICODE)

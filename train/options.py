@@ -112,3 +112,43 @@ def _positive(options: TrainOptions, *names: str) -> None:
         value = getattr(options, name)
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+@dataclass
+class PrepareOptions:
+    """How `tuneloop data prepare` cleans and splits."""
+
+    val_fraction: float = 0.1
+    """share of the examples for the validation split"""
+    test_fraction: float = 0.1
+    """share of the examples for the test split"""
+    seed: int = 2026
+    """seed of the split (same data + seed = same splits)"""
+    label_field: str | None = None
+    """stratify by this field of the assistant's JSON answer (or of the metadata), e.g. category"""
+    max_tokens: int | None = None
+    """token limit per example; default: the base model's context length"""
+    overlong: Literal["drop", "truncate"] = "drop"
+    """what to do with examples over the limit: drop them, or shorten the prompt to fit"""
+    near_dup_threshold: float | None = 0.8
+    """Jaccard similarity of prompts (word 3-grams, MinHash) from which examples count as near
+    duplicates; 1 keeps all but exact duplicates"""
+    leakage_threshold: float = 0.8
+    """validation/test examples at least this similar to a training prompt are removed"""
+    folds: int = 0
+    """also write this many cross-validation folds of train+validation (0: none)"""
+
+    def __post_init__(self) -> None:
+        for name in ("val_fraction", "test_fraction"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1)")
+        if self.val_fraction + self.test_fraction >= 0.9:
+            raise ValueError("--val-fraction + --test-fraction must leave at least 10% to train")
+        for name in ("near_dup_threshold", "leakage_threshold"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1]")
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError("--folds must be 0 (none) or at least 2")
+        if self.max_tokens is not None and self.max_tokens < 8:
+            raise ValueError("--max-tokens must be at least 8")

@@ -21,60 +21,20 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 from tuneloop.train.checks import MIN_EXAMPLES, distribution
 from tuneloop.train.cleaning import clean_example, empty_message
 from tuneloop.train.data_report import write_report
-from tuneloop.train.dedup import LEAKAGE_THRESHOLD, NEAR_DUP_THRESHOLD, find_duplicates
+from tuneloop.train.dedup import find_duplicates
 from tuneloop.train.encoding import encode
 from tuneloop.train.labels import label_of
+from tuneloop.train.options import PrepareOptions
 from tuneloop.train.split import k_folds, leaked, split_indices
 
 from tuneloop.data_formats import parse_file
 from tuneloop.errors import DataError
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PrepareOptions:
-    """How `tuneloop data prepare` cleans and splits."""
-
-    val_fraction: float = 0.1
-    """share of the examples for the validation split"""
-    test_fraction: float = 0.1
-    """share of the examples for the test split"""
-    seed: int = 2026
-    """seed of the split (same data + seed = same splits)"""
-    label_field: str | None = None
-    """stratify by this field of the assistant's JSON answer (or of the metadata), e.g. category"""
-    max_tokens: int | None = None
-    """token limit per example; default: the base model's context length"""
-    overlong: Literal["drop", "truncate"] = "drop"
-    """what to do with examples over the limit: drop them, or shorten the prompt to fit"""
-    near_dup_threshold: float | None = NEAR_DUP_THRESHOLD
-    """Jaccard similarity of prompts (word 3-grams, MinHash) from which examples count as near
-    duplicates; 1 keeps all but exact duplicates"""
-    leakage_threshold: float = LEAKAGE_THRESHOLD
-    """validation/test examples at least this similar to a training prompt are removed"""
-    folds: int = 0
-    """also write this many cross-validation folds of train+validation (0: none)"""
-
-    def __post_init__(self) -> None:
-        for name in ("val_fraction", "test_fraction"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1)")
-        if self.val_fraction + self.test_fraction >= 0.9:
-            raise ValueError("--val-fraction + --test-fraction must leave at least 10% to train")
-        for name in ("near_dup_threshold", "leakage_threshold"):
-            value = getattr(self, name)
-            if value is not None and not 0 < value <= 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be in (0, 1]")
-        if self.folds == 1 or self.folds < 0:
-            raise ValueError("--folds must be 0 (none) or at least 2")
-        if self.max_tokens is not None and self.max_tokens < 8:
-            raise ValueError("--max-tokens must be at least 8")
 
 
 @dataclass

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuneloop.train.auto import Choice, auto_batch_size, auto_epochs, auto_learning_rate
+from tuneloop.train.auto import resolve_choices
 from tuneloop.train.options import TrainOptions
 
 from tuneloop import __version__
@@ -106,11 +106,10 @@ def run(job: Job, *, resume: bool = False) -> TrainResult:
     bf16 = choices["precision"].value == "bf16"
     # 4) model, packed data and trainer
     from tuneloop.train.methods import build_model
+    from tuneloop.train.trainer import build_trainer
 
     model, model_choice = build_model(resolved, job.method, options, tokenizer)
-    trainer, schedule = _build_trainer(
-        job, model, tokenizer, data, choices, packed, bf16, report_to
-    )
+    trainer, schedule = build_trainer(job, model, tokenizer, data, choices, packed, bf16, report_to)
     config = _config(job, resolved, data, choices, schedule, model_choice, task, max_seq_len)
     config["base_fingerprint"] = base_fingerprint(resolved)
     if rank == 0:
@@ -144,60 +143,6 @@ def run(job: Job, *, resume: bool = False) -> TrainResult:
     return TrainResult(summary, trainer.model)
 
 
-def resolve_choices(method: str, options: TrainOptions, data, packed: bool) -> dict[str, Choice]:
-    n = len(data.train_encoded)
-    tokens_per_epoch = sum(len(e) for e in data.train_encoded)
-    if options.epochs == "auto":
-        budget = options.token_budget or None
-        epochs = auto_epochs(n, tokens_per_epoch, budget)
-    else:
-        epochs = Choice(options.epochs, "as given")
-    batch = (
-        auto_batch_size(n)
-        if options.batch_size == "auto"
-        else Choice(options.batch_size, "as given")
-    )
-    lr = (
-        auto_learning_rate(method, int(batch.value))
-        if options.lr == "auto"
-        else Choice(options.lr, "as given")
-    )
-    return {
-        "epochs": epochs,
-        "batch_size": batch,
-        "lr": lr,
-        "precision": _precision(options.precision, method),
-        "packing": Choice(
-            packed,
-            "packed rows, attention kept inside each example"
-            if packed
-            else ("off for prompt-tuning (virtual tokens)" if options.packing else "off as given"),
-        ),
-    }
-
-
-def _precision(asked: str, method: str) -> Choice:
-    if asked != "auto":
-        return Choice(asked, "as given")
-    if method == "qlora":
-        return Choice("fp32", "qlora computes in fp32 around its 4-bit weights")
-    if bf16_supported():
-        return Choice("bf16", "bf16 autocast: the processor has bf16 matrix instructions")
-    return Choice("fp32", "fp32: no bf16 matrix instructions on this processor")
-
-
-def bf16_supported() -> bool:
-    import torch
-
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def _reporters(report_to: str) -> list[str]:
     import importlib.util
 
@@ -207,96 +152,6 @@ def _reporters(report_to: str) -> list[str]:
             raise MissingDependencyError(f"--report-to {report_to} needs: pip install {report_to}")
         reporters.append(report_to)
     return reporters
-
-
-def _build_trainer(job, model, tokenizer, data, choices, packed, bf16, report_to):
-    from transformers import EarlyStoppingCallback
-    from transformers.trainer_callback import PrinterCallback
-    from tuneloop.train import callbacks
-    from tuneloop.train.packing import (
-        ExampleDataset,
-        PackedCollator,
-        PackedDataset,
-        PaddingCollator,
-    )
-    from tuneloop.train.trainer import TuneloopTrainer, plan_schedule, training_arguments
-
-    options = job.options
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    longest = max(len(e) for e in data.train_encoded + data.val_encoded)
-    val_encoded = eval_sample(data.val_encoded, options.eval_examples, options.seed)
-    if packed:
-        capacity = max(options.pack_length, longest)
-        train_ds = PackedDataset(data.train_encoded, capacity, options.seed)
-        val_ds = PackedDataset(val_encoded, capacity, options.seed)
-        collator = PackedCollator(tokenizer.pad_token_id)
-        rows, per_row = len(train_ds), train_ds.examples_per_row()
-    else:
-        train_ds, val_ds = ExampleDataset(data.train_encoded), ExampleDataset(val_encoded)
-        collator = PaddingCollator(tokenizer.pad_token_id)
-        rows, per_row = len(train_ds), float(choices["batch_size"].value)
-    schedule = plan_schedule(
-        rows,
-        per_row,
-        batch_size=int(choices["batch_size"].value),
-        grad_accum=options.grad_accum,
-        epochs=float(choices["epochs"].value),
-        max_steps=options.max_steps,
-        eval_every=options.eval_every,
-        world_size=world_size,
-    )
-    if not packed:  # a padded batch holds batch_size examples already
-        schedule.rows_per_step = options.grad_accum
-        schedule.steps_per_epoch = max(1, -(-rows // (int(per_row) * world_size)))
-    args = training_arguments(
-        output_dir=str(job.out / CHECKPOINTS),
-        logging_dir=str(job.out / "tensorboard"),
-        schedule=schedule,
-        lr=float(choices["lr"].value),
-        warmup_ratio=options.warmup_ratio,
-        weight_decay=options.weight_decay,
-        seed=options.seed,
-        bf16=bf16,
-        packed=packed,
-        batch_size=int(choices["batch_size"].value),
-        report_to=report_to,
-        early_stopping=True,
-    )
-    metrics = callbacks.MetricsLog(job.out / "metrics.jsonl", world_size)
-    extra = [
-        metrics,
-        callbacks.ProgressBar(metrics),
-        callbacks.LossWatchdog(options.divergence_factor, options.divergence_patience),
-        callbacks.CommitCheckpoints(),
-    ]
-    if options.patience:
-        extra.append(
-            EarlyStoppingCallback(
-                early_stopping_patience=options.patience,
-                early_stopping_threshold=options.min_improvement,
-            )
-        )
-    if kill_after := os.environ.get("TUNELOOP_TEST_KILL_AFTER_STEPS"):
-        extra.append(callbacks.StopAfterSteps(int(kill_after)))
-    trainer = TuneloopTrainer(
-        model=model,
-        args=args,
-        train_dataset=train_ds,
-        eval_dataset=val_ds,
-        data_collator=collator,
-        callbacks=extra,
-    )
-    trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace it
-    return trainer, schedule
-
-
-def eval_sample(encoded: list, limit: int, seed: int) -> list:
-    """The validation examples used during training: all, or a seeded sample of `limit`."""
-    if not limit or len(encoded) <= limit:
-        return encoded
-    import random
-
-    return [encoded[i] for i in sorted(random.Random(seed).sample(range(len(encoded)), limit))]
 
 
 def _resume_point(out: Path) -> Path | None:

@@ -11,6 +11,7 @@ wrappers work as usual.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -139,3 +140,93 @@ def training_arguments(
         restore_callback_states_from_checkpoint=True,
         prediction_loss_only=True,
     )
+
+
+def build_trainer(job, model, tokenizer, data, choices, packed, bf16, report_to):
+    """The Trainer for a job: packed (or padded) data, schedule, arguments and callbacks."""
+    from transformers import EarlyStoppingCallback
+    from transformers.trainer_callback import PrinterCallback
+    from tuneloop.train import callbacks
+    from tuneloop.train.packing import (
+        ExampleDataset,
+        PackedCollator,
+        PackedDataset,
+        PaddingCollator,
+    )
+
+    options = job.options
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    longest = max(len(e) for e in data.train_encoded + data.val_encoded)
+    val_encoded = eval_sample(data.val_encoded, options.eval_examples, options.seed)
+    if packed:
+        capacity = max(options.pack_length, longest)
+        train_ds = PackedDataset(data.train_encoded, capacity, options.seed)
+        val_ds = PackedDataset(val_encoded, capacity, options.seed)
+        collator = PackedCollator(tokenizer.pad_token_id)
+        rows, per_row = len(train_ds), train_ds.examples_per_row()
+    else:
+        train_ds, val_ds = ExampleDataset(data.train_encoded), ExampleDataset(val_encoded)
+        collator = PaddingCollator(tokenizer.pad_token_id)
+        rows, per_row = len(train_ds), float(choices["batch_size"].value)
+    schedule = plan_schedule(
+        rows,
+        per_row,
+        batch_size=int(choices["batch_size"].value),
+        grad_accum=options.grad_accum,
+        epochs=float(choices["epochs"].value),
+        max_steps=options.max_steps,
+        eval_every=options.eval_every,
+        world_size=world_size,
+    )
+    if not packed:  # a padded batch holds batch_size examples already
+        schedule.rows_per_step = options.grad_accum
+        schedule.steps_per_epoch = max(1, -(-rows // (int(per_row) * world_size)))
+    args = training_arguments(
+        output_dir=str(job.out / "checkpoints"),
+        logging_dir=str(job.out / "tensorboard"),
+        schedule=schedule,
+        lr=float(choices["lr"].value),
+        warmup_ratio=options.warmup_ratio,
+        weight_decay=options.weight_decay,
+        seed=options.seed,
+        bf16=bf16,
+        packed=packed,
+        batch_size=int(choices["batch_size"].value),
+        report_to=report_to,
+        early_stopping=True,
+    )
+    metrics = callbacks.MetricsLog(job.out / "metrics.jsonl", world_size)
+    extra = [
+        metrics,
+        callbacks.ProgressBar(metrics),
+        callbacks.LossWatchdog(options.divergence_factor, options.divergence_patience),
+        callbacks.CommitCheckpoints(),
+    ]
+    if options.patience:
+        extra.append(
+            EarlyStoppingCallback(
+                early_stopping_patience=options.patience,
+                early_stopping_threshold=options.min_improvement,
+            )
+        )
+    if kill_after := os.environ.get("TUNELOOP_TEST_KILL_AFTER_STEPS"):
+        extra.append(callbacks.StopAfterSteps(int(kill_after)))
+    trainer = TuneloopTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=val_ds,
+        data_collator=collator,
+        callbacks=extra,
+    )
+    trainer.remove_callback(PrinterCallback)  # our progress bar and metrics.jsonl replace it
+    return trainer, schedule
+
+
+def eval_sample(encoded: list, limit: int, seed: int) -> list:
+    """The validation examples used during training: all, or a seeded sample of `limit`."""
+    if not limit or len(encoded) <= limit:
+        return encoded
+    import random
+
+    return [encoded[i] for i in sorted(random.Random(seed).sample(range(len(encoded)), limit))]
