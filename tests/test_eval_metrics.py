@@ -50,3 +50,32 @@ def test_label_metrics_on_a_known_case():
 def test_macro_f1_is_one_only_when_everything_is_right():
     assert macro_f1(["a", "b"], ["a", "b"], ["a", "b"]) == 1.0
     assert macro_f1(["a", "a"], ["a", "b"], ["a", "b"]) < 1.0
+
+
+def test_eval_command_compares_base_and_a_plain_peft_adapter(tmp_path, tiny_model, tiny_model_dir):
+    from peft import LoraConfig, get_peft_model
+
+    from tuneloop import cli
+    from tuneloop.demo import DEMO_DATA
+
+    adapter = tmp_path / "adapter"
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    get_peft_model(tiny_model, config).save_pretrained(adapter)
+    data = tmp_path / "test.jsonl"
+    data.write_text("\n".join(DEMO_DATA.read_text().splitlines()[:6]) + "\n")
+    args = ["eval", "--adapter", str(adapter), "--data", str(data), "--base", str(tiny_model_dir)]
+    args += ["--label-field", "category", "--group-field", "category", "--out", str(tmp_path)]
+    assert cli.main(args) == 0
+    report = json.loads((tmp_path / "eval.json").read_text())
+    for model in ("base", "adapter"):
+        result = report["results"][model]
+        assert result["examples"] == 6 and result["loss"] > 0 and "confusion" in result
+        assert set(result["groups"]["per_group"]) <= {
+            "billing",
+            "shipping",
+            "returns",
+            "technical",
+            "account",
+        }
+    assert report["results"]["base"]["loss"] != report["results"]["adapter"]["loss"]
+    assert "| metric | base model | adapter |" in (tmp_path / "eval.md").read_text()
