@@ -117,6 +117,19 @@ class ProgressBar(TrainerCallback):
             self.bar = None
 
 
+class EvaluateLastStep(TrainerCallback):
+    """Evaluates (and checkpoints) the last step too, so the final weights can be the kept ones.
+
+    Without it, steps after the last scheduled evaluation, those at the lowest learning rate,
+    would be thrown away when the best checkpoint is restored.
+    """
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:
+            control.should_evaluate = True
+            control.should_save = True
+
+
 class CommitCheckpoints(TrainerCallback):
     """Marks a checkpoint complete once the Trainer has written all of it (see `checkpoints`)."""
 

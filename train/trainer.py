@@ -201,6 +201,7 @@ def build_trainer(job, model, tokenizer, data, choices, packed, bf16, report_to)
         callbacks.ProgressBar(metrics),
         callbacks.LossWatchdog(options.divergence_factor, options.divergence_patience),
         callbacks.CommitCheckpoints(),
+        callbacks.EvaluateLastStep(),
     ]
     if options.patience:
         extra.append(
