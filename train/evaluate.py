@@ -151,7 +151,9 @@ def completion_loss(model, encoded: list[Encoded], pack_length: int = 1024) -> f
         positions = torch.tensor([[p for e in members for p in range(len(e))]])
         targets = labels[1:]
         keep = (targets != IGNORE_INDEX).nonzero().squeeze(1)
-        logits = causal_lm(input_ids=ids, position_ids=positions, logits_to_keep=keep).logits[0]
+        logits = causal_lm(
+            input_ids=ids, position_ids=positions, logits_to_keep=keep, use_cache=False
+        ).logits[0]
         total += float(
             torch.nn.functional.cross_entropy(logits.float(), targets[keep], reduction="sum")
         )

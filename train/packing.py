@@ -2,7 +2,9 @@
 
 A packed row concatenates examples and restarts `position_ids` at 0 for each one. transformers
 (>= 4.53) turns restarting position ids into a block-diagonal causal mask when no attention mask
-is passed, so no token sees another example, and rotary positions are what they would be alone:
+and no KV cache is passed (so every packed forward passes `use_cache=False`: with the config's
+default cache the mask silently stays plain causal), so no token sees another example, and
+rotary positions are what they would be alone:
 the loss of every example is the same as unpacked (a test checks this on a tiny model). With no
 padding left, every token computed is a real one.
 

@@ -50,7 +50,8 @@ def reference_profile(
 def _row_features(causal_lm, members: list[Encoded]) -> list[ReferenceSample]:
     ids = torch.tensor([[t for e in members for t in e.input_ids]])
     positions = torch.tensor([[p for e in members for p in range(len(e))]])
-    hidden = causal_lm.get_decoder()(input_ids=ids, position_ids=positions).last_hidden_state[0]
+    decoder = causal_lm.get_decoder()
+    hidden = decoder(input_ids=ids, position_ids=positions, use_cache=False).last_hidden_state[0]
     head = causal_lm.get_output_embeddings()
     out, offset = [], 0
     for e in members:

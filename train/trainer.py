@@ -29,7 +29,7 @@ class TuneloopTrainer(Trainer):
         labels = inputs.pop("labels")
         targets = labels[0, 1:]
         keep = (targets != IGNORE_INDEX).nonzero().squeeze(1)
-        outputs = model(**inputs, logits_to_keep=keep)
+        outputs = model(**inputs, logits_to_keep=keep, use_cache=False)
         loss = selective_loss(outputs.logits[0], targets[keep], num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # the count is summed over processes and DDP averages gradients: undo the mean
