@@ -122,16 +122,18 @@ def run(job: Job, *, resume: bool = False) -> TrainResult:
     result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - started
     summary = _summary(trainer, schedule, data, model_choice, seconds, result)
+    # the kept weights, without the autocast wrapper accelerate put around forward
+    model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
     _record_rank(job.out, trainer, summary)
     if rank != 0:
-        return TrainResult(summary, trainer.model)
+        return TrainResult(summary, model)
     # 6) save the kept (best) weights, the manifest, the drift profile and the reports
-    _save(job, trainer.model, tokenizer, resolved, task)
+    _save(job, model, tokenizer, resolved, task)
     with torch.inference_mode():
         from tuneloop.train.profile import reference_profile
 
         profile = reference_profile(
-            trainer.model,
+            model,
             tokenizer,
             data.train_encoded,
             sample=options.profile_examples,
@@ -140,7 +142,7 @@ def run(job: Job, *, resume: bool = False) -> TrainResult:
         )
     profile.save(job.out / "reference_profile.json")
     _finish(job, config, summary, task)
-    return TrainResult(summary, trainer.model)
+    return TrainResult(summary, model)
 
 
 def _reporters(report_to: str) -> list[str]:
