@@ -26,8 +26,12 @@ def plot_lengths(path: Path, report: dict) -> None:
     for name, split in report["splits"].items():
         if split["lengths"]:
             ax.hist(split["lengths"], bins=30, histtype="step", linewidth=1.6, label=name)
-    ax.axvline(report["max_tokens"], color="grey", linestyle=":", label="limit")
-    ax.set_xlim(0, max(max(s["lengths"], default=0) for s in report["splits"].values()) * 1.1)
+    longest = max(max(s["lengths"], default=0) for s in report["splits"].values())
+    if report["max_tokens"] <= longest * 1.5:  # the limit is worth drawing when it is near
+        ax.axvline(report["max_tokens"], color="grey", linestyle=":", label="limit")
+    ax.set_xlim(
+        0, max(longest, report["max_tokens"] if report["max_tokens"] <= longest * 1.5 else 0) * 1.1
+    )
     ax.set(xlabel="tokens per example (chat template applied)", ylabel="examples")
     ax.set_title("Example length by split")
     ax.legend()
