@@ -83,6 +83,7 @@ def run(job: Job, *, resume: bool = False) -> TrainResult:
 
     options, rank = job.options, int(os.environ.get("RANK", "0"))
     report_to = _reporters(options.report_to)
+    _warn_if_cpus_busy()
     # 1) seed and base model
     set_seed(options.seed)
     resolved = resolve_base(job.base)
@@ -154,6 +155,23 @@ def _reporters(report_to: str) -> list[str]:
             raise MissingDependencyError(f"--report-to {report_to} needs: pip install {report_to}")
         reporters.append(report_to)
     return reporters
+
+
+def _warn_if_cpus_busy() -> None:
+    """Say so when other work already keeps every core busy: training threads then wait on
+    each other at every parallel step, and a run can take several times longer."""
+    import torch
+
+    if torch.cuda.is_available() or not hasattr(os, "getloadavg"):
+        return
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load >= cores:
+        log.warning(
+            "the machine is busy (load average %.1f on %d cores): training will be slower than "
+            "usual; with other jobs running, OMP_NUM_THREADS=1 often helps",
+            load,
+            cores,
+        )
 
 
 def _resume_point(out: Path) -> Path | None:
