@@ -69,10 +69,10 @@ def test_help_on_every_level(argv, capsys):
 
 
 def test_expected_error_is_one_line_with_its_exit_code(capsys):
-    code = cli.main(["train", "--data", "x.jsonl", "--out", "y"])
+    code = cli.main(["train", "--data", "missing.jsonl", "--out", "y"])
     err = capsys.readouterr().err
-    assert code == 3
-    assert err.count("\n") == 1 and "not built yet" in err and "Traceback" not in err
+    assert code == 1
+    assert err.count("\n") == 1 and "missing.jsonl: no such file" in err and "Traceback" not in err
 
 
 def test_unexpected_error_is_one_line_unless_debug(capsys, monkeypatch):

@@ -7,7 +7,9 @@ from tuneloop.errors import NotBuiltYetError
 
 
 def test_demo_reports_each_stage(tiny_model_dir, tmp_path, capsys, monkeypatch):
-    code = cli.main(["demo", "--base", str(tiny_model_dir), "--out", str(tmp_path), "--no-serve"])
+    code = cli.main(
+        ["demo", "--base", str(tiny_model_dir), "--out", str(tmp_path), "--no-serve", "--quick"]
+    )
     out = capsys.readouterr().out
     assert code == 0
     summary = out.split("== demo summary ==")[1].splitlines()
@@ -15,9 +17,10 @@ def test_demo_reports_each_stage(tiny_model_dir, tmp_path, capsys, monkeypatch):
         name: next(line for line in summary if line.strip().startswith(name))
         for name, _, _ in demo_run.STAGES
     }
-    assert "done in" in lines["base model"]
-    assert "not built yet" in lines["data prepare"]
-    assert "skipped (needs data prepare)" in lines["train"]
+    for stage in ("base model", "data prepare", "train", "eval"):
+        assert "done in" in lines[stage], lines[stage]
+    assert "category accuracy" in lines["eval"]
+    assert (tmp_path / "adapters" / "support-triage" / "tuneloop_adapter.json").is_file()
     assert "skipped (--no-serve)" in lines["serve"]
 
 

@@ -30,6 +30,7 @@ class DemoRun:
     out: Path
     base: str
     serve: bool
+    quick: bool = False
     results: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -45,7 +46,13 @@ class DemoRun:
         return self.out / "optimized" / ADAPTER_NAME
 
 
-def demo(*, out: Path = Path("tuneloop-demo"), base: str = DEFAULT_BASE, serve: bool = True) -> int:
+def demo(
+    *,
+    out: Path = Path("tuneloop-demo"),
+    base: str = DEFAULT_BASE,
+    serve: bool = True,
+    quick: bool = False,
+) -> int:
     """Run the whole pipeline on the demo data set: prepare, train, eval, optimize, serve.
 
     The adapter is trained as `support-triage`. Stages that this version does not include yet
@@ -55,8 +62,9 @@ def demo(*, out: Path = Path("tuneloop-demo"), base: str = DEFAULT_BASE, serve: 
         out: working folder for data splits, the adapter and optimized artifacts.
         base: base model (the embedded default needs no network).
         serve: start the server at the end (stop it with Ctrl-C).
+        quick: a smoke run: train a few steps and evaluate a few examples only.
     """
-    run = DemoRun(out=out, base=base, serve=serve)
+    run = DemoRun(out=out, base=base, serve=serve, quick=quick)
     out.mkdir(parents=True, exist_ok=True)
     for name, stage, needs in STAGES:
         if name == "serve" and not serve:
@@ -103,28 +111,47 @@ def stage_base_model(run: DemoRun) -> str:
 
 def stage_prepare(run: DemoRun) -> str:
     from tuneloop.train.cli import data_prepare
+    from tuneloop.train.prepare import PrepareOptions
 
-    data_prepare(DEMO_DATA, out=run.data_dir, base=run.base)
+    data_prepare(
+        DEMO_DATA, out=run.data_dir, base=run.base, options=PrepareOptions(label_field="category")
+    )
     return str(run.data_dir)
 
 
 def stage_train(run: DemoRun) -> str:
     from tuneloop.train.cli import train
+    from tuneloop.train.options import TrainOptions
 
+    # default settings; a quick run only caps the steps
+    options = TrainOptions(max_steps=4, eval_every=2, profile_examples=16) if run.quick else None
     train(
         data=run.data_dir / "train.jsonl",
         val=run.data_dir / "val.jsonl",
         out=run.adapter_dir,
         base=run.base,
+        options=options or TrainOptions(),
     )
     return str(run.adapter_dir)
 
 
 def stage_eval(run: DemoRun) -> str:
+    import json
+
     from tuneloop.train.cli import evaluate
 
-    evaluate(adapter=run.adapter_dir, data=run.data_dir / "test.jsonl", base=run.base)
-    return str(run.adapter_dir)
+    evaluate(
+        adapter=run.adapter_dir,
+        data=run.data_dir / "test.jsonl",
+        base=run.base,
+        limit=8 if run.quick else None,
+    )
+    results = json.loads((run.adapter_dir / "eval" / "eval.json").read_text())["results"]
+    base, adapter = results["base"], results["adapter"]
+    return (
+        f"category accuracy {base['accuracy']:.0%} -> {adapter['accuracy']:.0%}, valid JSON "
+        f"{base['valid_json']:.0%} -> {adapter['valid_json']:.0%} (base -> adapter)"
+    )
 
 
 def stage_optimize(run: DemoRun) -> str:
