@@ -93,3 +93,18 @@ def test_help_uses_docstrings(capsys):
     out = capsys.readouterr().out
     for text in ("Do a thing.", "Longer text.", "labels; repeatable.", "LoRA rank", "--no-verbose"):
         assert text in out
+
+
+def test_percent_in_help_is_literal(capsys):
+    def share(*, top: float = 0.5) -> None:
+        """Keep the top 50% of rows.
+
+        Args:
+            top: share of rows to keep (0.5 = 50%).
+        """
+
+    parser = build_parser("prog", "test", {"share": share})
+    with pytest.raises(SystemExit):
+        parser.parse_args(["share", "--help"])
+    out = capsys.readouterr().out
+    assert "Keep the top 50% of rows." in out and "(0.5 = 50%)" in out

@@ -72,7 +72,10 @@ def _add_commands(parser: argparse.ArgumentParser, table: dict[str, Callable | G
     for name, target in table.items():
         if isinstance(target, Group):
             sub = subparsers.add_parser(
-                name, help=target.help, description=target.help, formatter_class=_Formatter
+                name,
+                help=_escape(target.help),
+                description=target.help,
+                formatter_class=_Formatter,
             )
             _add_commands(sub, target.commands)
             sub.set_defaults(**{FUNC_KEY: _help_printer(sub)})
@@ -80,7 +83,7 @@ def _add_commands(parser: argparse.ArgumentParser, table: dict[str, Callable | G
             doc = docstring_parser.parse(inspect.getdoc(target) or "")
             sub = subparsers.add_parser(
                 name,
-                help=doc.short_description,
+                help=_escape(doc.short_description),
                 description=_join(doc.short_description, doc.long_description),
                 formatter_class=_Formatter,
             )
@@ -114,7 +117,7 @@ def _add_function_arguments(parser, func: Callable, doc) -> None:
                 param.name,
                 metavar=param.name.upper(),
                 type=_converter(hint),
-                help=param_help.get(param.name),
+                help=_escape(param_help.get(param.name)),
             )
         else:
             raise TypeError(f"{func.__name__}: make '{param.name}' keyword-only to get an option")
@@ -132,6 +135,7 @@ def _add_option(
         kwargs["default"] = default
         if default not in (None, False, []):
             kwargs["help"] += f" (default: {default})"
+    kwargs["help"] = _escape(kwargs["help"])
     inner = _strip_optional(hint)
     if inner is bool:
         kwargs["action"] = argparse.BooleanOptionalAction
@@ -288,6 +292,11 @@ def _is_pydantic_model(hint) -> bool:
 def _hints(func: Callable) -> dict[str, Any]:
     hints = typing.get_type_hints(func)
     return {name: hints.get(name, str) for name in inspect.signature(func).parameters}
+
+
+def _escape(text: str | None) -> str | None:
+    """argparse %-formats help strings; a literal % in a docstring must not crash --help."""
+    return text.replace("%", "%%") if text else text
 
 
 def _join(*parts: str | None) -> str:
