@@ -29,10 +29,9 @@ VARIANTS = ("tuneloop", "tuneloop-fp32", "tuneloop-top-half", "baseline")
 
 
 def encoded_demo(tokenizer, n: int):
-    from tuneloop.train.encoding import encode
-
     from tuneloop.data_formats import read_examples
     from tuneloop.demo import DEMO_DATA
+    from tuneloop.train.encoding import encode
 
     return [encode(tokenizer, e["messages"]) for e in read_examples(DEMO_DATA)[:n]]
 
@@ -65,9 +64,9 @@ class _Clock:
 
 def _lora_model(base, layers=None):
     from peft import LoraConfig, get_peft_model
-    from tuneloop.train.methods import TARGET_MODULES
 
     from tuneloop.base_model import load_model
+    from tuneloop.train.methods import TARGET_MODULES
 
     model = load_model(base)
     model.config.use_cache = False
@@ -89,6 +88,7 @@ def run_variant(name: str, base, tokenizer, encoded, steps: int, out: Path) -> d
     """Train `steps` optimizer steps of 8 examples; return real tokens/s after the first step."""
     import torch
     from transformers import Trainer, TrainingArguments
+
     from tuneloop.train.auto import bf16_supported
     from tuneloop.train.packing import ExampleDataset, PackedCollator, PackedDataset
     from tuneloop.train.trainer import TuneloopTrainer

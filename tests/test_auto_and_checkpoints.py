@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tuneloop.train.auto import auto_batch_size, auto_epochs, auto_learning_rate, openai_epochs
 from tuneloop.train.checkpoints import MARKER, latest_complete, mark_complete
 

@@ -6,11 +6,11 @@ import json
 from collections import Counter
 
 import pytest
+
+from tuneloop import cli
 from tuneloop.train.cleaning import clean_text
 from tuneloop.train.dedup import find_duplicates
 from tuneloop.train.split import k_folds, leaked, split_indices
-
-from tuneloop import cli
 
 TOPICS = {
     "billing": "I was charged twice for my order and want the extra payment refunded",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from tuneloop.train.labels import parse_answer
 from tuneloop.train.metrics import INVALID, OTHER, label_metrics, macro_f1
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from tuneloop.train.encoding import IGNORE_INDEX, encode
 from tuneloop.train.packing import PackedCollator, PackedDataset, PaddingCollator, pack_rows
 from tuneloop.train.trainer import selective_loss

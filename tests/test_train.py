@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from tuneloop.train.callbacks import LossWatchdog, TrainingDivergedError
-from tuneloop.train.options import TrainOptions
-from tuneloop.train.run import Job, run
 
 from tuneloop.demo import DEMO_DATA
 from tuneloop.drift_profile import ReferenceProfile
+from tuneloop.train.callbacks import LossWatchdog, TrainingDivergedError
+from tuneloop.train.options import TrainOptions
+from tuneloop.train.run import Job, run
 
 FAST = {"profile_examples": 16, "precision": "fp32", "patience": 0, "layers": "all"}
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from transformers import TrainerCallback
-from tuneloop.train.checkpoints import mark_complete
 
 from tuneloop.errors import TuneloopError
+from tuneloop.train.checkpoints import mark_complete
 
 
 class TrainingDivergedError(TuneloopError):

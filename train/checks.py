@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from tuneloop.data_formats import DataProblem, parse_file
 from tuneloop.train.auto import openai_epochs
 from tuneloop.train.encoding import Encoded, encode
 from tuneloop.train.labels import label_of
-
-from tuneloop.data_formats import DataProblem, parse_file
 
 MIN_EXAMPLES = 10
 FEW_EXAMPLES = 50

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tuneloop.train.options import Method, PrepareOptions, TrainOptions
-
 from tuneloop.base_model import DEFAULT_BASE
 from tuneloop.errors import DataError, UsageError
+from tuneloop.train.options import Method, PrepareOptions, TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +35,9 @@ def data_check(
         label_field: also check that each assistant answer is JSON with this label field.
         json: print the report as JSON instead of text.
     """
+    from tuneloop.base_model import load_tokenizer, resolve_base
     from tuneloop.train.checks import check_file, format_report, report_json
     from tuneloop.train.manifest import context_length
-
-    from tuneloop.base_model import load_tokenizer, resolve_base
 
     resolved = resolve_base(base)
     report, _ = check_file(
@@ -73,10 +71,9 @@ def data_prepare(
         options: cleaning and splitting options.
         rejects: where to write the removed examples (default: OUT/rejects.jsonl).
     """
+    from tuneloop.base_model import load_tokenizer, resolve_base
     from tuneloop.train.manifest import context_length
     from tuneloop.train.prepare import prepare
-
-    from tuneloop.base_model import load_tokenizer, resolve_base
 
     resolved = resolve_base(base)
     report = prepare(
@@ -167,11 +164,10 @@ def evaluate(
         batch_size: prompts generated together.
         limit: evaluate only the first N examples.
     """
+    from tuneloop.base_model import resolve_base
     from tuneloop.train.eval_report import write_eval_report
     from tuneloop.train.evaluate import evaluate_adapter
     from tuneloop.train.manifest import check_base_matches, read_manifest
-
-    from tuneloop.base_model import resolve_base
 
     adapter = Path(adapter)
     if not adapter.is_dir():

@@ -9,12 +9,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuneloop.data_formats import prompt_and_completion, read_examples
+from tuneloop.errors import DataError
 from tuneloop.train.checks import MIN_EXAMPLES
 from tuneloop.train.encoding import Encoded, encode
 from tuneloop.train.labels import label_of
-
-from tuneloop.data_formats import prompt_and_completion, read_examples
-from tuneloop.errors import DataError
 
 log = logging.getLogger(__name__)
 MAX_LABELS = 50

@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 
 import torch
+
+from tuneloop.data_formats import prompt_and_completion, read_examples
+from tuneloop.errors import UsageError
 from tuneloop.train.encoding import IGNORE_INDEX, Encoded, encode
 from tuneloop.train.generation import generate_answers
 from tuneloop.train.labels import answer_keys, label_of
 from tuneloop.train.metrics import label_metrics
 from tuneloop.train.packing import pack_rows
-
-from tuneloop.data_formats import prompt_and_completion, read_examples
-from tuneloop.errors import UsageError
 
 log = logging.getLogger(__name__)
 MARGIN_TOKENS = 16

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+
 from tuneloop.train.encoding import prompt_ids
 
 

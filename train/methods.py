@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from tuneloop.train.options import TrainOptions
-
 from tuneloop.base_model import ResolvedBase, load_model
 from tuneloop.errors import MissingDependencyError, UsageError
+from tuneloop.train.options import TrainOptions
 
 log = logging.getLogger(__name__)
 

@@ -18,6 +18,7 @@ import random
 from collections.abc import Sequence
 
 import torch
+
 from tuneloop.train.encoding import IGNORE_INDEX, Encoded
 
 WINDOW = 64

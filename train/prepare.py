@@ -22,6 +22,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuneloop.data_formats import parse_file
+from tuneloop.errors import DataError
 from tuneloop.train.checks import MIN_EXAMPLES, distribution
 from tuneloop.train.cleaning import clean_example, empty_message
 from tuneloop.train.data_report import write_report
@@ -30,9 +32,6 @@ from tuneloop.train.encoding import encode
 from tuneloop.train.labels import label_of
 from tuneloop.train.options import PrepareOptions
 from tuneloop.train.split import k_folds, leaked, split_indices
-
-from tuneloop.data_formats import parse_file
-from tuneloop.errors import DataError
 
 log = logging.getLogger(__name__)
 

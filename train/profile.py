@@ -10,10 +10,10 @@ from __future__ import annotations
 import random
 
 import torch
-from tuneloop.train.encoding import IGNORE_INDEX, Encoded
-from tuneloop.train.packing import pack_rows
 
 from tuneloop.drift_profile import ReferenceProfile, ReferenceSample, build_profile
+from tuneloop.train.encoding import IGNORE_INDEX, Encoded
+from tuneloop.train.packing import pack_rows
 
 
 @torch.inference_mode()

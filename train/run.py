@@ -14,11 +14,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuneloop.train.auto import resolve_choices
-from tuneloop.train.options import TrainOptions
-
 from tuneloop import __version__
 from tuneloop.errors import MissingDependencyError, UsageError
+from tuneloop.train.auto import resolve_choices
+from tuneloop.train.options import TrainOptions
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +75,10 @@ class TrainResult:
 def run(job: Job, *, resume: bool = False) -> TrainResult:
     import torch
     from transformers import set_seed
-    from tuneloop.train.data import detect_label_field, load_training_data, task_description
-    from tuneloop.train.manifest import base_fingerprint, context_length
 
     from tuneloop.base_model import load_tokenizer, resolve_base
+    from tuneloop.train.data import detect_label_field, load_training_data, task_description
+    from tuneloop.train.manifest import base_fingerprint, context_length
 
     options, rank = job.options, int(os.environ.get("RANK", "0"))
     report_to = _reporters(options.report_to)

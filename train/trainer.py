@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from transformers import Trainer, TrainingArguments
+
 from tuneloop.train.encoding import IGNORE_INDEX
 
 
@@ -146,6 +147,7 @@ def build_trainer(job, model, tokenizer, data, choices, packed, bf16, report_to)
     """The Trainer for a job: packed (or padded) data, schedule, arguments and callbacks."""
     from transformers import EarlyStoppingCallback
     from transformers.trainer_callback import PrinterCallback
+
     from tuneloop.train import callbacks
     from tuneloop.train.packing import (
         ExampleDataset,
