@@ -5,7 +5,7 @@ in the README can be reproduced without it: a deterministic 80/10/10 split of th
 a short plain-PEFT LoRA run (r=16 on all linear layers, loss on the answer only), written as an
 adapter folder with the `tuneloop_adapter.json` manifest that `tuneloop train` writes.
 
-Run: `python -m tuneloop.bench.quick_adapter --out bench-results/quick-adapter [--steps 60]`.
+Run: `python -m tuneloop.bench.quick_adapter --out bench-results/quick-adapter [--steps 36]`.
 """
 
 from __future__ import annotations
@@ -78,7 +78,10 @@ def train(out: Path, steps: int, batch_size: int, lr: float, seed: int) -> Path:
         optimizer.step()
         optimizer.zero_grad()
         if step % 10 == 0 or step == steps - 1:
-            print(f"step {step}: loss {loss.item():.3f} ({time.perf_counter() - started:.0f} s)")
+            print(
+                f"step {step}: loss {loss.item():.3f} ({time.perf_counter() - started:.0f} s)",
+                flush=True,
+            )
     adapter = out / "support-triage"
     model.save_pretrained(adapter)
     write_manifest(adapter, base)
@@ -109,9 +112,9 @@ def write_manifest(adapter: Path, base) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("bench-results/quick-adapter"))
-    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--steps", type=int, default=36)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=4e-4)
+    parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     print(train(args.out, args.steps, args.batch_size, args.lr, args.seed))
