@@ -134,3 +134,23 @@ def save_json(path: Path, value) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     tmp.replace(path)
+
+
+def servable_variants(model_dir: Path) -> list[str]:
+    """Variant folders of an optimized folder that `serve` may load: any whose gate did not
+    fail (passed, reference), recommended first. A variant that failed, or whose manifest is
+    missing or unreadable, is never served."""
+    model_dir = Path(model_dir)
+    summary_path = model_dir / "summary.json"
+    recommended = None
+    if summary_path.is_file():
+        recommended = json.loads(summary_path.read_text(encoding="utf-8")).get("recommended")
+    names = []
+    for folder in sorted(p for p in model_dir.iterdir() if (p / ARTIFACT_FILE).is_file()):
+        try:
+            status = json.loads((folder / ARTIFACT_FILE).read_text(encoding="utf-8"))["gate"]
+        except (json.JSONDecodeError, KeyError):
+            continue
+        if status.get("status") in ("passed", "reference"):
+            names.append(folder.name)
+    return sorted(names, key=lambda name: name != recommended)
