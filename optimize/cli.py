@@ -14,7 +14,7 @@ from tuneloop.optimize.verify import VerifyOptions
 
 log = logging.getLogger(__name__)
 
-Method = Literal["int8", "int4", "int8-dynamic", "bnb-int8", "bnb-nf4"]
+Method = Literal["int8", "int4", "int4-hqq", "int8-dynamic", "bnb-int8", "bnb-nf4"]
 
 
 def merge(*, adapter: Path, out: Path, base: str | None = None, force: bool = False) -> int:
@@ -76,11 +76,13 @@ def quantize(
     options: QuantizeOptions,
     force: bool = False,
 ) -> int:
-    """Quantize an exported or merged model: int8, int4, int8-dynamic, bnb-int8, bnb-nf4.
+    """Quantize an exported or merged model: int8, int4, int4-hqq, int8-dynamic, bnb-int8/nf4.
 
     int8 and int4 are weight-only block-wise quantization (onnxruntime MatMulNBits): int8
     symmetric in blocks of 32 costs well under 1% perplexity on small models; int4 keeps the
-    output projection at 8 bits by default. int8-dynamic is onnxruntime's quantize_dynamic.
+    output projection at 8 bits by default. int4-hqq uses HQQ's float zero points (near fp32
+    quality here, but onnxruntime's CPU kernels run it slowly). int8-dynamic is onnxruntime's
+    quantize_dynamic.
     bnb-int8 / bnb-nf4 quantize a merged torch model with bitsandbytes, for torch serving.
     Run `tuneloop optimize verify` on the result before serving it.
 

@@ -47,7 +47,8 @@ def quantize_blockwise(source: Path, target: Path, recipe: BlockQuantRecipe) -> 
         kept = []
     model = _quantize(q, model, recipe, exclude=kept)
     if kept:
-        model = _quantize(q, model, BlockQuantRecipe(8, recipe.block_size, True), include=kept)
+        high = BlockQuantRecipe(8, recipe.block_size, True, accuracy_level=recipe.accuracy_level)
+        model = _quantize(q, model, high, include=kept)
     _save(model, target)
     log.info("quantized %d MatMuls (%d kept at 8 bits)", len(matmuls), len(kept))
     return {"quantized_matmuls": len(matmuls), "kept_8bit": kept}
@@ -71,6 +72,8 @@ def _quantize(q, model, recipe: BlockQuantRecipe, exclude=(), include=None):
 
 def _algorithm_config(q, recipe: BlockQuantRecipe):
     if recipe.algorithm == "hqq":
+        # HQQ's zero points are floats, which onnxruntime's fast int8-compute kernels do not
+        # take: HQQ models keep fp32 compute (accuracy_level is not applied).
         return q.HQQWeightOnlyQuantConfig(block_size=recipe.block_size, bits=recipe.bits)
     if recipe.algorithm == "k_quant":
         return q.KQuantWeightOnlyQuantConfig()
