@@ -22,7 +22,10 @@ from tuneloop.errors import ModelNotFoundError, UsageError
 
 ARTIFACT_FILE = "tuneloop_artifact.json"
 FORMAT = 1
-GATE_STATUSES = ("passed", "failed", "reference", "unverified")
+GATE_STATUSES = ("passed", "failed", "reference")
+# Until `verify` has judged it, a new variant counts as failed: `serve` must never pick up an
+# artifact nobody has checked.
+NOT_VERIFIED = "not verified yet: run `tuneloop optimize verify`"
 # Reports are rewritten by `verify`; hashing them would make the manifest stale at once.
 UNHASHED = {ARTIFACT_FILE, "verify.json", "verify.md", "verify.png"}
 
@@ -84,7 +87,7 @@ def write_artifact(
     backend: str,
     precision: str,
     source: dict,
-    gate_status: str = "unverified",
+    gate_status: str = "failed",
     extra: dict | None = None,
 ) -> dict:
     """Write `tuneloop_artifact.json` into `folder` with the hashes of its files."""
@@ -96,7 +99,11 @@ def write_artifact(
         "variant": variant,
         "backend": backend,
         "precision": precision,
-        "gate": {"status": gate_status, "thresholds": {}, "failures": []},
+        "gate": {
+            "status": gate_status,
+            "thresholds": {},
+            "failures": [NOT_VERIFIED] if gate_status == "failed" else [],
+        },
         "source": source,
         "tuneloop_version": __version__,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
