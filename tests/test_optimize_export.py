@@ -127,3 +127,23 @@ def test_bnb_needs_bitsandbytes_or_says_how(merged_dir, tmp_path):
         pytest.skip("bitsandbytes is installed; the bnb round trip is tested elsewhere")
     with pytest.raises(MissingDependencyError, match=r"tuneloop\[gpu\]"):
         quantize_model(merged_dir, "bnb-nf4", tmp_path / "nf4")
+
+
+@pytest.mark.parametrize("method", ["bnb-int8", "bnb-nf4"])
+def test_bitsandbytes_variants_load_and_generate(method, merged_dir, smollm2_tokenizer, tmp_path):
+    pytest.importorskip("bitsandbytes", reason="bitsandbytes is in the [gpu] extra")
+    from tuneloop.optimize.artifacts import read_artifact
+    from tuneloop.optimize.quantize import quantize_model
+    from tuneloop.optimize.runtime import load_causal_lm
+
+    out = quantize_model(merged_dir, method, tmp_path / method)
+    manifest = read_artifact(out)
+    assert manifest["backend"] == "torch" and manifest["precision"] == method
+    reference, quantized = load_causal_lm(merged_dir), load_causal_lm(out)
+    assert quantized.backend == "torch"
+    ids = demo_token_ids(smollm2_tokenizer, 1)[0]
+    ref, got = reference.sequence_logits(ids), quantized.sequence_logits(ids)
+    assert got.shape == ref.shape and np.isfinite(got).all()
+    if method == "bnb-int8":  # LLM.int8() keeps outliers in 16 bits: near-identical choices
+        assert (ref.argmax(-1) == got.argmax(-1)).mean() > 0.9
+    assert len(quantized.generate([ids[:30]], 5, stop_at_eos=False).tokens[0]) == 5
