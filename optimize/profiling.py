@@ -72,8 +72,18 @@ def measure(
         runs = [model.generate(rows, new_tokens, stop_at_eos=False) for _ in range(repeats)]
         prefill[str(batch)] = max(r.prefill_tokens_per_s for r in runs)
         decode[str(batch)] = max(r.decode_tokens_per_s for r in runs)
-    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    return SpeedProfile(load_seconds, peak_kb / 1024, new_tokens, threads, prefill, decode)
+    return SpeedProfile(load_seconds, peak_rss_mb(), new_tokens, threads, prefill, decode)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process image. Linux's ru_maxrss survives exec, so a child
+    forked from a big parent would report the parent's peak; VmHWM starts afresh at exec."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main(argv: list[str] | None = None) -> None:
