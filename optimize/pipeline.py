@@ -48,9 +48,11 @@ def optimize_all(
 ) -> dict:
     from tuneloop.optimize.export import export_onnx
     from tuneloop.optimize.merge import merge_adapter
-    from tuneloop.optimize.quantize import QuantizeOptions, quantize_model
+    from tuneloop.optimize.quantize import METHODS, TORCH_METHODS, QuantizeOptions, quantize_model
 
     out = Path(out)
+    if unknown := [m for m in plan.methods if m not in METHODS]:
+        raise UsageError(f"--methods {' '.join(unknown)}: choose from {', '.join(METHODS)}")
     check_out_dir(out, force)
     data = data or _validation_file(Path(adapter))
     if out.exists():
@@ -63,8 +65,11 @@ def optimize_all(
             merged, out / "fused-fp32", parity_data=data, fmt="onnx-fused"
         )[0]
     variants = list(sources.values())
-    for prefix, source in sources.items():
-        for method in plan.methods:
+    for method in plan.methods:
+        if method in TORCH_METHODS:  # bitsandbytes quantizes the merged torch model
+            variants.append(quantize_model(merged, method, out / method))
+            continue
+        for prefix, source in sources.items():
             variants.append(
                 quantize_model(source, method, out / f"{prefix}-{method}", QuantizeOptions())
             )

@@ -28,7 +28,6 @@ from tuneloop.optimize.onnx_quant import (
     quantize_blockwise,
     quantize_dynamic_int8,
 )
-from tuneloop.optimize.runtime import detect_backend
 
 from tuneloop.errors import MissingDependencyError, UsageError
 
@@ -128,6 +127,8 @@ def _quantize_onnx(model: Path, method: str, staging: Path, options: QuantizeOpt
 
 def _exported(model: Path, scratch: Path) -> Path:
     """`model` if it is an ONNX folder, else its optimum export in `scratch`."""
+    from tuneloop.optimize.runtime import detect_backend
+
     if detect_backend(model) == "onnx":
         return model
     from tuneloop.optimize.export import export_onnx
@@ -147,6 +148,8 @@ def _copy_side_files(source: Path, staging: Path) -> None:
 
 def _quantize_bnb(model: Path, method: str, staging: Path) -> dict:
     import importlib.util
+
+    from tuneloop.optimize.runtime import detect_backend
 
     if importlib.util.find_spec("bitsandbytes") is None:
         raise MissingDependencyError(
