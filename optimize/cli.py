@@ -142,6 +142,7 @@ def all_variants(
     methods: list[str] | None = None,
     fused: bool = True,
     samples: int | Literal["all"] = 64,
+    threads: int = 0,
     force: bool = False,
 ) -> int:
     """Merge, export, quantize (int8, int4) and verify each variant, with a summary table.
@@ -161,12 +162,14 @@ def all_variants(
         methods: quantization methods to make (default: int8 int4).
         fused: also build and quantize the fused onnxruntime-genai graph when installed.
         samples: validation examples scored per variant (first N of the file), or all.
+        threads: CPU threads for every model (0: one per core; 1 gives steadier figures on a
+            machine that other jobs share).
         force: replace --out if it exists.
     """
     from tuneloop.optimize.pipeline import Plan, optimize_all
 
     plan = Plan(methods=tuple(methods or ("int8", "int4")), fused=fused)
-    options = VerifyOptions(samples=samples, task_data=task_data)
+    options = VerifyOptions(samples=samples, task_data=task_data, threads=threads)
     summary = optimize_all(
         adapter, out, base=base, data=data, plan=plan, options=options, force=force
     )
