@@ -40,6 +40,7 @@ class OrtCausalLM(CausalLM):
         )
         self.present_names = [n.replace("past_key_values.", "present.") for n in self.past_names]
         self.has_position_ids = "position_ids" in inputs
+        self.supports_padding = self.has_position_ids
         shape = inputs[self.past_names[0]].shape  # [batch, kv heads, past length, head dim]
         self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
         self.kv_dtype = np.float16 if "float16" in inputs[self.past_names[0]].type else np.float32

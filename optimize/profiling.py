@@ -3,7 +3,8 @@
 A fresh process per variant keeps one model's memory out of another's peak resident set and
 makes load time a cold(ish) start. Measured: load time, prefill and decode tokens/s at batch 1
 and batch 8 (greedy, a fixed number of new tokens, end tokens ignored so every variant does the
-same work), and peak RSS. Each speed is the best of `repeats` runs after a warm-up: on a shared
+same work; batch 8 is eight copies of one prompt, so no backend pads), and peak RSS. Each
+speed is the best of `repeats` runs after a warm-up: on a shared
 machine the best run is the one least disturbed by other processes.
 
 Run directly: `python -m tuneloop.optimize.profiling MODEL_DIR PROMPTS.json`.
@@ -68,7 +69,7 @@ def measure(
     model.generate(prompts[:1], 4, stop_at_eos=False)  # warm-up: first-run allocations
     prefill, decode = {}, {}
     for batch in BATCH_SIZES:
-        rows = (prompts * batch)[:batch]
+        rows = [prompts[0]] * batch  # equal lengths: every backend decodes a full batch
         runs = [model.generate(rows, new_tokens, stop_at_eos=False) for _ in range(repeats)]
         prefill[str(batch)] = max(r.prefill_tokens_per_s for r in runs)
         decode[str(batch)] = max(r.decode_tokens_per_s for r in runs)
