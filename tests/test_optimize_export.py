@@ -27,6 +27,23 @@ def onnx_dir(merged_dir):
     return export_onnx(merged_dir, merged_dir.parent / "onnx-fp32")[0]
 
 
+@pytest.fixture(scope="module")
+def fused_dir(merged_dir):
+    pytest.importorskip("onnxruntime_genai", reason="the fused graph is in the [fused] extra")
+    from tuneloop.optimize.export import export_onnx
+
+    return export_onnx(merged_dir, merged_dir.parent / "fused-fp32", fmt="onnx-fused")[0]
+
+
+def test_fused_graph_matches_torch(fused_dir):
+    from tuneloop.optimize.artifacts import read_artifact
+
+    manifest = read_artifact(fused_dir)
+    assert manifest["variant"] == "fused-fp32" and manifest["format"] == "onnx-fused"
+    assert manifest["parity"]["max_abs_logit_diff"] < 1e-4
+    assert manifest["parity"]["top1_agreement"] == 1.0
+
+
 def _onnx_graph(folder):
     import onnx
 
@@ -68,16 +85,18 @@ def test_optimum_loads_the_export_and_agrees_with_our_loop(onnx_dir, smollm2_tok
     assert out[0, len(ids) :].tolist() == ours.generate([ids], 12, stop_at_eos=False).tokens[0]
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
-def test_batched_generation_equals_one_by_one(backend, merged_dir, onnx_dir, smollm2_tokenizer):
+@pytest.mark.parametrize("backend", ["torch", "onnx", "fused"])
+def test_batched_generation_equals_one_by_one(backend, request, smollm2_tokenizer):
     """Left padding, positions and the cache must not change what each sequence produces."""
     from tuneloop.optimize.runtime import load_causal_lm
 
-    model = load_causal_lm(merged_dir if backend == "torch" else onnx_dir)
+    fixture = {"torch": "merged_dir", "onnx": "onnx_dir", "fused": "fused_dir"}[backend]
+    model = load_causal_lm(request.getfixturevalue(fixture))
     prompts = [ids[: 20 + 9 * i] for i, ids in enumerate(demo_token_ids(smollm2_tokenizer, 3))]
     batched = model.generate(prompts, 10, stop_at_eos=False)
     assert batched.tokens == [model.generate([p], 10, stop_at_eos=False).tokens[0] for p in prompts]
     assert batched.decode_steps == 9 and batched.decode_tokens_per_s > 0
+    assert model.supports_padding == (backend != "fused")
 
 
 def _matmulnbits_bits(folder) -> dict[str, int]:
