@@ -3,14 +3,14 @@
 #
 #   PYTHON   interpreter to build the venv from (default: python3.11, else python3)
 #   VENV     where the virtual environment goes (default: .venv)
-#   EXTRAS   tuneloop extras to install (default: onnx,dev)
+#   EXTRAS   tuneloop extras to install (default: onnx,fused,dev)
 #   TORCH    torch requirement installed first (default: torch==2.13.0, see DEVELOPERS.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-$(command -v python3.11 || command -v python3)}
 VENV=${VENV:-.venv}
-EXTRAS=${EXTRAS:-onnx,dev}
+EXTRAS=${EXTRAS:-onnx,fused,dev}
 TORCH=${TORCH:-torch==2.13.0}
 
 if [[ ! -x $VENV/bin/python ]]; then

@@ -157,7 +157,14 @@ def stage_eval(run: DemoRun) -> str:
 def stage_optimize(run: DemoRun) -> str:
     from tuneloop.optimize.cli import all_variants
 
-    all_variants(adapter=run.adapter_dir, out=run.optimized_dir, base=run.base)
+    all_variants(
+        adapter=run.adapter_dir,
+        out=run.optimized_dir,
+        base=run.base,
+        data=run.data_dir / "val.jsonl",
+        task_data=run.data_dir / "test.jsonl",
+        force=True,
+    )
     return str(run.optimized_dir)
 
 

@@ -39,3 +39,7 @@ class NotBuiltYetError(TuneloopError):
     """A pipeline stage that this version of tuneloop does not implement yet."""
 
     exit_code = 3
+
+
+class ExportError(TuneloopError):
+    """An exported or quantized model does not reproduce its source within tolerance."""

@@ -1,0 +1,174 @@
+"""`tuneloop optimize all`: merge -> export -> quantize -> verify each -> summary.
+
+The output folder is the contract read by `tuneloop serve --model-dir` (DEVELOPERS.md):
+`merged/` (the fp32 reference), one folder per variant with its manifest and gate verdict,
+`summary.json|md|png` with `recommended` = the fastest variant (decode, batch 1) that passed,
+and the adapter's `reference_profile.json` so drift monitoring works on the optimized model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from tuneloop.optimize.artifacts import check_out_dir, read_artifact, save_json
+from tuneloop.optimize.gate import GateThresholds
+from tuneloop.optimize.verify import ReferenceCache, VerifyOptions, verify_candidate, weights_mb
+
+from tuneloop.errors import UsageError
+
+log = logging.getLogger(__name__)
+
+REFERENCE_PROFILE = "reference_profile.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which exports and quantizations `optimize all` makes."""
+
+    methods: tuple[str, ...] = ("int8", "int4")
+    fused: bool = True
+    """Also build the fused graph (onnxruntime-genai's builder) and quantize it the same way."""
+
+
+def optimize_all(
+    adapter: Path,
+    out: Path,
+    *,
+    base: str | None = None,
+    data: Path | None = None,
+    plan: Plan = Plan(),
+    thresholds: GateThresholds | None = None,
+    options: VerifyOptions | None = None,
+    force: bool = False,
+) -> dict:
+    from tuneloop.optimize.export import export_onnx
+    from tuneloop.optimize.merge import merge_adapter
+    from tuneloop.optimize.quantize import METHODS, TORCH_METHODS, QuantizeOptions, quantize_model
+
+    out = Path(out)
+    if unknown := [m for m in plan.methods if m not in METHODS]:
+        raise UsageError(f"--methods {' '.join(unknown)}: choose from {', '.join(METHODS)}")
+    check_out_dir(out, force)
+    data = data or _validation_file(Path(adapter))
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    merged = merge_adapter(adapter, out / "merged", base)
+    sources = {"onnx": export_onnx(merged, out / "onnx-fp32", parity_data=data)[0]}
+    if plan.fused and _fused_available():
+        sources["fused"] = export_onnx(
+            merged, out / "fused-fp32", parity_data=data, fmt="onnx-fused"
+        )[0]
+    variants = list(sources.values())
+    for method in plan.methods:
+        if method in TORCH_METHODS:  # bitsandbytes quantizes the merged torch model
+            variants.append(quantize_model(merged, method, out / method))
+            continue
+        for prefix, source in sources.items():
+            variants.append(
+                quantize_model(source, method, out / f"{prefix}-{method}", QuantizeOptions())
+            )
+    cache, rows = ReferenceCache(), []
+    for variant in variants:
+        log.info("verifying %s", variant.name)
+        result = verify_candidate(merged, variant, data, thresholds, options, cache)
+        rows.append(summary_row(variant, result))
+    rows.insert(0, reference_row(merged, cache, rows))
+    return write_summary(out, rows, Path(adapter))
+
+
+def _fused_available() -> bool:
+    if importlib.util.find_spec("onnxruntime_genai") is None:
+        log.warning(
+            "onnxruntime-genai is not installed: skipping the fused variants "
+            "(pip install 'tuneloop[fused]')"
+        )
+        return False
+    return True
+
+
+def _validation_file(adapter: Path) -> Path:
+    """The validation file recorded by `tuneloop train`, when the adapter says which it was."""
+    config = adapter / "training_config.json"
+    if config.is_file():
+        values = json.loads(config.read_text(encoding="utf-8"))
+        for key in ("val", "val_data", "validation"):
+            if isinstance(values.get(key), str) and Path(values[key]).is_file():
+                return Path(values[key])
+    raise UsageError(
+        f"give the validation file with --data FILE ({adapter} does not name one in "
+        "training_config.json)"
+    )
+
+
+def summary_row(folder: Path, result: dict) -> dict:
+    manifest = read_artifact(folder)
+    speed, task, quality = result.get("speed") or {}, result.get("task"), result["quality"]
+    decode = (speed.get("candidate") or {}).get("decode_tokens_per_s", {})
+    return {
+        "variant": folder.name,
+        "backend": manifest.get("backend"),
+        "size_mb": result["size_mb"]["candidate"],
+        "decode_b1": decode.get("1"),
+        "decode_b8": decode.get("8"),
+        "speedup_b1": (speed.get("decode_speedup") or {}).get("1"),
+        "ppl_change": quality["perplexity_change"],
+        "top1": quality["top1_agreement"],
+        "mean_kl": quality["mean_kl"],
+        "accuracy": task["candidate"]["accuracy"] if task else None,
+        "valid_json": task["candidate"]["valid_json"] if task else None,
+        "peak_rss_mb": (speed.get("candidate") or {}).get("peak_rss_mb"),
+        "gate": result["gate"]["status"],
+        "failures": result["gate"]["failures"],
+    }
+
+
+def reference_row(merged: Path, cache: ReferenceCache, rows: list[dict]) -> dict:
+    decode = (cache.speed or {}).get("decode_tokens_per_s", {})
+    first = json.loads((merged.parent / rows[0]["variant"] / "verify.json").read_text())
+    task = first.get("task")
+    return {
+        "variant": merged.name,
+        "backend": "torch",
+        "size_mb": weights_mb(merged),
+        "decode_b1": decode.get("1"),
+        "decode_b8": decode.get("8"),
+        "speedup_b1": 1.0 if decode else None,
+        "ppl_change": 0.0,
+        "top1": 1.0,
+        "mean_kl": 0.0,
+        "accuracy": task["reference"]["accuracy"] if task else None,
+        "valid_json": task["reference"]["valid_json"] if task else None,
+        "peak_rss_mb": (cache.speed or {}).get("peak_rss_mb"),
+        "gate": "reference",
+        "failures": [],
+    }
+
+
+def recommended_variant(rows: list[dict]) -> str | None:
+    """The fastest variant (decode, batch 1) that passed the gate."""
+    passed = [r for r in rows if r["gate"] == "passed"]
+    if not passed:
+        return None
+    return max(passed, key=lambda r: r["decode_b1"] or 0.0)["variant"]
+
+
+def write_summary(out: Path, rows: list[dict], adapter: Path) -> dict:
+    from tuneloop.optimize.report import summary_chart, summary_markdown
+
+    recommended = recommended_variant(rows)
+    if (adapter / REFERENCE_PROFILE).is_file():
+        shutil.copy2(adapter / REFERENCE_PROFILE, out / REFERENCE_PROFILE)
+    summary = {"format": 1, "adapter": str(adapter), "recommended": recommended, "rows": rows}
+    save_json(out / "summary.json", summary)
+    command = f"tuneloop optimize all --adapter {adapter} --out {out}"
+    (out / "summary.md").write_text(summary_markdown(rows, recommended, command), "utf-8")
+    summary_chart(rows, out / "summary.png")
+    if recommended is None:
+        log.warning("no variant passed the gate; see %s", out / "summary.md")
+    return summary
