@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tuneloop.optimize.artifacts import read_artifact, save_json, staged_dir, write_artifact
 
 from tuneloop.errors import ExportError, MissingDependencyError
+from tuneloop.optimize.artifacts import read_artifact, save_json, staged_dir, write_artifact
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ def parity_prompts(tokenizer, data: Path | None, count: int = 8) -> list[list[in
 
 def measure_parity(torch_model, onnx_dir: Path, prompts: list[list[int]]) -> Parity:
     import torch
+
     from tuneloop.optimize.ort_runtime import OrtCausalLM
 
     onnx_model = OrtCausalLM.load(onnx_dir)

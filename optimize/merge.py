@@ -11,6 +11,8 @@ import logging
 import shutil
 from pathlib import Path
 
+from tuneloop.base_model import ResolvedBase, load_model, load_tokenizer
+from tuneloop.errors import ModelLoadError
 from tuneloop.optimize.adapter_source import (
     AdapterSource,
     check_compatible,
@@ -18,9 +20,6 @@ from tuneloop.optimize.adapter_source import (
     resolve_adapter_base,
 )
 from tuneloop.optimize.artifacts import sha256_file, staged_dir, write_artifact
-
-from tuneloop.base_model import ResolvedBase, load_model, load_tokenizer
-from tuneloop.errors import ModelLoadError
 
 log = logging.getLogger(__name__)
 

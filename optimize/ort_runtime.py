@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from tuneloop.optimize.runtime import CausalLM, folder_tokenizer, position_ids
 
 from tuneloop.errors import MissingDependencyError, ModelLoadError
+from tuneloop.optimize.runtime import CausalLM, folder_tokenizer, position_ids
 
 ONNX_FILE = "model.onnx"
 

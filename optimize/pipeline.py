@@ -15,11 +15,10 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from tuneloop.errors import UsageError
 from tuneloop.optimize.artifacts import check_out_dir, read_artifact, save_json
 from tuneloop.optimize.gate import GateThresholds
 from tuneloop.optimize.verify import ReferenceCache, VerifyOptions, verify_candidate, weights_mb
-
-from tuneloop.errors import UsageError
 
 log = logging.getLogger(__name__)
 

@@ -22,14 +22,13 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuneloop.errors import MissingDependencyError, UsageError
 from tuneloop.optimize.artifacts import read_artifact, staged_dir, write_artifact
 from tuneloop.optimize.onnx_quant import (
     BlockQuantRecipe,
     quantize_blockwise,
     quantize_dynamic_int8,
 )
-
-from tuneloop.errors import MissingDependencyError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +158,7 @@ def _quantize_bnb(model: Path, method: str, staging: Path) -> dict:
         raise UsageError(f"--method {method} quantizes a merged torch model; {model} is ONNX")
     import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
     from tuneloop.optimize.runtime import folder_tokenizer
 
     if method == "bnb-nf4":

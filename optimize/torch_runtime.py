@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from tuneloop.optimize.runtime import CausalLM, folder_tokenizer, position_ids
 
 from tuneloop.errors import MissingDependencyError, ModelLoadError
+from tuneloop.optimize.runtime import CausalLM, folder_tokenizer, position_ids
 
 
 class TorchCausalLM(CausalLM):

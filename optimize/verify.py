@@ -15,11 +15,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from tuneloop.optimize.artifacts import read_artifact, save_json, set_gate
-from tuneloop.optimize.gate import GateThresholds, judge
-
 from tuneloop.data_formats import prompt_and_completion, read_examples
 from tuneloop.errors import DataError
+from tuneloop.optimize.artifacts import read_artifact, save_json, set_gate
+from tuneloop.optimize.gate import GateThresholds, judge
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,10 @@ pytest.importorskip("onnxruntime")
 
 @pytest.mark.slow  # one export and three verifications, about a minute
 def test_all_writes_every_variant_a_summary_and_the_profile(tiny_model_dir, tmp_path):
+    from tuneloop.base_model import load_model
     from tuneloop.optimize.artifacts import read_artifact, servable_variants
     from tuneloop.optimize.pipeline import Plan, optimize_all
     from tuneloop.optimize.verify import VerifyOptions
-
-    from tuneloop.base_model import load_model
 
     adapter = make_adapter(
         load_model(str(tiny_model_dir)),

@@ -11,9 +11,8 @@ pytest.importorskip("onnxruntime")
 
 @pytest.fixture(scope="module")
 def merged_dir(tiny_model_dir, tmp_path_factory):
-    from tuneloop.optimize.merge import merge_adapter
-
     from tuneloop.base_model import load_model
+    from tuneloop.optimize.merge import merge_adapter
 
     tmp = tmp_path_factory.mktemp("export")
     adapter = make_adapter(load_model(str(tiny_model_dir)), tmp / "adapter")
@@ -72,6 +71,7 @@ def test_output_layer_is_untied_so_quantizers_see_it(onnx_dir):
 
 def test_optimum_loads_the_export_and_agrees_with_our_loop(onnx_dir, smollm2_tokenizer):
     from optimum.onnxruntime import ORTModelForCausalLM
+
     from tuneloop.optimize.runtime import load_causal_lm
 
     ours = load_causal_lm(onnx_dir)
@@ -138,9 +138,8 @@ def test_quantize_options_are_checked_before_any_work():
 def test_bnb_needs_bitsandbytes_or_says_how(merged_dir, tmp_path):
     import importlib.util
 
-    from tuneloop.optimize.quantize import quantize_model
-
     from tuneloop.errors import MissingDependencyError
+    from tuneloop.optimize.quantize import quantize_model
 
     if importlib.util.find_spec("bitsandbytes") is not None:
         pytest.skip("bitsandbytes is installed; the bnb round trip is tested elsewhere")

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 from optimize_helpers import make_adapter, write_demo_subset
+
+from tuneloop import cli
 from tuneloop.optimize.gate import GateThresholds, judge
 from tuneloop.optimize.quality import QualityReport, compare, summarize
 from tuneloop.optimize.task_eval import detect_label_field, label_metrics, parse_label
-
-from tuneloop import cli
 
 
 class FixedLogits:
@@ -97,11 +97,11 @@ def variants(tiny_model_dir, smollm2_tokenizer, tmp_path_factory):
     """A merged tiny model, its fp32 export, and a "variant" that is another model entirely
     (what a broken quantizer or a wrong file would give)."""
     from conftest import build_tiny_llama
+
+    from tuneloop.base_model import load_model
     from tuneloop.optimize.artifacts import write_artifact
     from tuneloop.optimize.export import export_onnx
     from tuneloop.optimize.merge import merge_adapter
-
-    from tuneloop.base_model import load_model
 
     tmp = tmp_path_factory.mktemp("gate")
     adapter = make_adapter(load_model(str(tiny_model_dir)), tmp / "adapter")

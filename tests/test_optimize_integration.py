@@ -20,10 +20,9 @@ ONNX_MAX_ABS = 1e-2
 
 @pytest.fixture(scope="module")
 def real(embedded_model_dir, tmp_path_factory):
+    from tuneloop.base_model import load_model
     from tuneloop.optimize.export import export_onnx
     from tuneloop.optimize.merge import merge_adapter
-
-    from tuneloop.base_model import load_model
 
     tmp = tmp_path_factory.mktemp("real")
     base = load_model(str(embedded_model_dir))
@@ -35,10 +34,10 @@ def real(embedded_model_dir, tmp_path_factory):
 
 def test_merged_model_matches_peft_on_real_prompts(real, embedded_model_dir, smollm2_tokenizer):
     import torch
-    from tuneloop.optimize.adapter_source import read_adapter
-    from tuneloop.optimize.merge import load_peft_model
 
     from tuneloop.base_model import ResolvedBase, load_model
+    from tuneloop.optimize.adapter_source import read_adapter
+    from tuneloop.optimize.merge import load_peft_model
 
     peft_model = load_peft_model(
         read_adapter(real["adapter"]), ResolvedBase("embedded", embedded_model_dir, "local")
@@ -62,11 +61,10 @@ def test_onnx_fp32_parity_is_recorded_and_within_tolerance(real):
 
 
 def test_blockwise_int8_costs_under_one_percent_perplexity(real, tmp_path):
+    from tuneloop.data_formats import read_examples
     from tuneloop.optimize.quality import compare, tokenize_for_scoring
     from tuneloop.optimize.quantize import quantize_model
     from tuneloop.optimize.runtime import load_causal_lm
-
-    from tuneloop.data_formats import read_examples
 
     int8 = quantize_model(real["onnx"], "int8", tmp_path / "int8")
     reference, candidate = load_causal_lm(real["merged"]), load_causal_lm(int8)

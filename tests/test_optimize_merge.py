@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 from optimize_helpers import adapter_manifest, copy_folder, demo_token_ids, make_adapter
-from tuneloop.optimize.adapter_source import read_adapter
-from tuneloop.optimize.artifacts import read_artifact, sha256_file
-from tuneloop.optimize.merge import load_peft_model, merge_adapter
 
 from tuneloop import cli
 from tuneloop.errors import ModelLoadError, ModelNotFoundError, UsageError
+from tuneloop.optimize.adapter_source import read_adapter
+from tuneloop.optimize.artifacts import read_artifact, sha256_file
+from tuneloop.optimize.merge import load_peft_model, merge_adapter
 
 # fp32 W + B·A folded into W: only rounding differs between the two paths.
 MERGE_ATOL = 1e-4
