@@ -118,7 +118,10 @@ def _model_comparison(reference, candidate, examples, manifest, options, cache) 
 
 
 def _task(ref_model, cand_model, examples, manifest, options, cache) -> dict | None:
-    from tuneloop.optimize.task_eval import detect_label_field, generate_answers, label_metrics
+    from tuneloop.optimize.answers import generate_answers
+    from tuneloop.train.data import detect_label_field
+    from tuneloop.train.labels import answer_keys, label_of
+    from tuneloop.train.metrics import label_metrics
 
     task_examples = read_examples(options.task_data) if options.task_data else examples
     field_name = (
@@ -128,31 +131,28 @@ def _task(ref_model, cand_model, examples, manifest, options, cache) -> dict | N
     )
     if not field_name:
         return None
-    references = [prompt_and_completion(ex)[1] for ex in task_examples]
-    if field_name not in {k for r in references[:1] for k in _json_keys(r)}:
-        raise DataError(f"label field {field_name!r} is not in the answers of the task data")
+    references = [label_of(ex, field_name) for ex in task_examples]
+    if None in references:
+        line = references.index(None) + 1
+        raise DataError(f"label field {field_name!r} is missing from task example {line}")
+    labels, keys = sorted(set(references)), answer_keys(task_examples[0])
+
+    def score(answers: list[str]) -> dict:
+        return label_metrics(
+            answers, references, label_field=field_name, labels=labels, expected_keys=keys
+        )
+
     key = f"{options.task_data}:{len(task_examples)}:{field_name}"
     if key not in cache.answers:
         log.info("generating %d reference answers for task accuracy", len(task_examples))
         cache.answers[key] = generate_answers(ref_model, task_examples)
     log.info("generating %d candidate answers for task accuracy", len(task_examples))
-    candidate_answers = generate_answers(cand_model, task_examples)
     return {
         "label_field": field_name,
         "data": str(options.task_data) if options.task_data else "the sampled --data examples",
-        "reference": asdict(label_metrics(cache.answers[key], references, field_name)),
-        "candidate": asdict(label_metrics(candidate_answers, references, field_name)),
+        "reference": score(cache.answers[key]),
+        "candidate": score(generate_answers(cand_model, task_examples)),
     }
-
-
-def _json_keys(text: str) -> list[str]:
-    import json
-
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return []
-    return list(value) if isinstance(value, dict) else []
 
 
 def _speeds(reference, candidate, examples, options, cache) -> dict:

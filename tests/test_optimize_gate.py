@@ -11,7 +11,6 @@ from optimize_helpers import make_adapter, write_demo_subset
 from tuneloop import cli
 from tuneloop.optimize.gate import GateThresholds, judge
 from tuneloop.optimize.quality import QualityReport, compare, summarize
-from tuneloop.optimize.task_eval import detect_label_field, label_metrics, parse_label
 
 
 class FixedLogits:
@@ -74,22 +73,6 @@ def test_bad_threshold_fails_before_any_model_loads(capsys):
     argv = ["optimize", "verify", "--reference", "r", "--candidate", "c", "--data", "d"]
     assert cli.main([*argv, "--min-top1", "1.5"]) == 2
     assert "--min-top1" in capsys.readouterr().err
-
-
-def test_labels_parse_detect_and_score(tmp_path):
-    from tuneloop.data_formats import read_examples
-
-    assert parse_label('{"category": "billing", "reply": "x"}', "category") == "billing"
-    assert parse_label("not json", "category") is None
-    assert parse_label('{"reply": "x"}', "category") is None
-    examples = read_examples(write_demo_subset(tmp_path / "d.jsonl", 40))
-    assert detect_label_field(examples) == "category"
-    refs = ['{"category": "a"}', '{"category": "a"}', '{"category": "b"}', '{"category": "b"}']
-    outs = ['{"category": "a"}', "oops", '{"category": "b"}', '{"category": "a"}']
-    metrics = label_metrics(outs, refs, "category")
-    assert metrics.accuracy == 0.5 and metrics.valid_json == 0.75
-    # F1(a) = 2*1/(2*1+1+1) = 0.5, F1(b) = 2*1/(2*1+0+1) = 2/3
-    assert metrics.macro_f1 == pytest.approx((0.5 + 2 / 3) / 2)
 
 
 @pytest.fixture(scope="module")
