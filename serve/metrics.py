@@ -31,10 +31,17 @@ from tuneloop.serve.requests import FinishReason, RequestRecord, StepStats
 NO_ADAPTER = "none"
 UNKNOWN = "unknown"
 ERROR_KINDS = ("validation", "auth", "overloaded", "timeout", "cancelled", "internal")
-LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120, 300)
-FIRST_TOKEN_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60)
-INTER_TOKEN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1, 2.5)
-QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+# Time buckets span sub-millisecond (inter-token gaps of a small model on a GPU) to minutes
+# (long generations on a CPU); token buckets step 1-2-5 like the sequence lengths they count.
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600)
+FIRST_TOKEN_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 2.5, 5, 10, 30, 60, 120,
+)  # fmt: skip
+INTER_TOKEN_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5,
+)  # fmt: skip
+QUEUE_BUCKETS = (0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+TOKEN_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 BATCH_BUCKETS = (1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 128, 256)
 # How a request that ended without a normal finish is counted (status as an HTTP code).
 OUTCOME_STATUS = {
@@ -88,6 +95,20 @@ class Metrics:
             "tuneloop_request_errors_total",
             "Failed requests by kind: " + ", ".join(ERROR_KINDS),
             [*request, "kind"],
+            **kw,
+        )
+        self.prompt_length = Histogram(
+            "tuneloop_request_prompt_tokens",
+            "Prompt tokens per request",
+            request,
+            buckets=TOKEN_BUCKETS,
+            **kw,
+        )
+        self.completion_length = Histogram(
+            "tuneloop_request_generation_tokens",
+            "Generated tokens per request (all choices)",
+            request,
+            buckets=TOKEN_BUCKETS,
             **kw,
         )
         self.prompt_tokens = Counter(
@@ -152,6 +173,8 @@ class Metrics:
             self.time_to_first_token,
             self.inter_token_latency,
             self.queue_wait,
+            self.prompt_length,
+            self.completion_length,
             self.prompt_tokens,
             self.generated_tokens,
         ):
@@ -177,9 +200,12 @@ class Metrics:
         gaps = self.inter_token_latency.labels(*labels)
         for gap in record.inter_token_gaps:
             gaps.observe(gap)
+        generated = sum(record.completion_tokens)
         if record.prefill_start is not None:
             self.prompt_tokens.labels(*labels).inc(record.prompt_tokens)
-        self.generated_tokens.labels(*labels).inc(sum(record.completion_tokens))
+            self.prompt_length.labels(*labels).observe(record.prompt_tokens)
+            self.completion_length.labels(*labels).observe(generated)
+        self.generated_tokens.labels(*labels).inc(generated)
 
     # ---- the HTTP layer's reports ----
 

@@ -20,6 +20,7 @@ from tuneloop.doctor import doctor
 from tuneloop.errors import TuneloopError
 from tuneloop.optimize import cli as optimize
 from tuneloop.serve import cli as serve
+from tuneloop.serve.snapshot import monitor_snapshot
 from tuneloop.train import cli as train
 
 COMMANDS = {
@@ -40,7 +41,10 @@ COMMANDS = {
         },
     ),
     "serve": serve.serve,
-    "monitor": Group("Drift checks and dashboard snapshots.", {"drift": serve.monitor_drift}),
+    "monitor": Group(
+        "Drift checks and dashboard snapshots.",
+        {"drift": serve.monitor_drift, "snapshot": monitor_snapshot},
+    ),
     "bench": bench,
     "doctor": doctor,
     "demo": demo,

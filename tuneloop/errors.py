@@ -43,3 +43,7 @@ class NotBuiltYetError(TuneloopError):
 
 class ExportError(TuneloopError):
     """An exported or quantized model does not reproduce its source within tolerance."""
+
+
+class MonitoringError(TuneloopError):
+    """Prometheus did not start, cannot be reached, or refused a query."""
