@@ -9,6 +9,7 @@ always says plainly how far the pipeline goes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 
 ADAPTER_NAME = "support-triage"
 SANITY_PROMPT = "In one sentence: what is a support ticket?"
+SHIPPED_RULES = Path(__file__).resolve().parents[1] / "grafana" / "rules"
+"""The alert rules of a source checkout (an installed wheel has none: Prometheus runs without)."""
 
 
 @dataclass
@@ -175,9 +178,52 @@ def stage_serve(run: DemoRun) -> str:
     settings = Settings(
         base=run.base, adapter=[f"{ADAPTER_NAME}={run.adapter_dir}"], log_format="text"
     )
-    print(usage_banner(settings, ADAPTER_NAME), flush=True)
-    serve(settings=settings)
+    with _prometheus_beside(settings, run.out / "prometheus"):
+        print(usage_banner(settings, ADAPTER_NAME), flush=True)
+        serve(settings=settings)
     return "server stopped"
+
+
+@contextlib.contextmanager
+def _prometheus_beside(settings, workdir: Path):
+    """A real Prometheus scraping the demo server with the shipped alert rules, if installed."""
+    from tuneloop.errors import MissingDependencyError
+    from tuneloop.serve.prometheus import LocalPrometheus, free_port
+
+    rules = sorted(SHIPPED_RULES.glob("*.yaml")) if SHIPPED_RULES.is_dir() else []
+    port = 9090 if _port_free(9090) else free_port()
+    prometheus = LocalPrometheus(
+        targets=[f"127.0.0.1:{settings.port}"],
+        workdir=workdir,
+        rule_files=rules,
+        scrape_interval="5s",
+        evaluation_interval="5s",
+        port=port,
+    )
+    try:
+        prometheus.start()
+    except MissingDependencyError as exc:
+        print(f"Not starting Prometheus: {exc}")
+        yield None
+        return
+    dashboard = SHIPPED_RULES.parent / "dashboards" / "tuneloop-overview.json"
+    print(
+        f"Prometheus on {prometheus.url} scrapes the server every 5 s with the alert rules of "
+        f"grafana/rules (alerts: {prometheus.url}/alerts). Picture the dashboard with:\n"
+        f"  tuneloop monitor snapshot --prometheus {prometheus.url} --dashboard {dashboard} "
+        "--out snapshots --since 15m --scrape-interval 5s"
+    )
+    try:
+        yield prometheus
+    finally:
+        prometheus.stop()
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 # name, stage, names of the stages whose output it needs
