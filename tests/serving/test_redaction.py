@@ -27,7 +27,7 @@ def test_personal_data_is_replaced(text, expected):
     "text",
     [
         "order #4111111111111112 is late",  # 16 digits, fails Luhn: an order number
-        "order 4111-1111-1111-1112 is late",  # grouped like a card, fails Luhn, too long for a phone
+        "order 4111-1111-1111-1112 is late",  # card-like, fails Luhn, too long for a phone
         "order #B90697, ticket 12345678, 20 items",
         "tracking 1Z999AA10123456784",
         "on 2024-01-15 at 12:30, version 1.2.3, total 1,299.99",
