@@ -4,6 +4,10 @@ The runner owns the KV caches: one `BatchCache` whose rows are the running seque
 order of `self.rows`), and one partial cache per job whose prompt is still being prefilled.
 Sequences join the batch when their prompt is done and leave it when they finish; nothing
 else in the engine touches tensors of the cache.
+
+With `pool_prompts` on (drift monitoring) and a backend that has `forward_pooled`, prefill
+also sums each prompt's last hidden states, chunk by chunk; the mean lands in the job's
+record as its prompt embedding when the prompt is done.
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from tuneloop.serve.jobs import Job, Sequence
 
 
 class BatchRunner:
-    def __init__(self, backend: ModelBackend) -> None:
+    def __init__(self, backend: ModelBackend, *, pool_prompts: bool = False) -> None:
         self.backend = backend
         self.rows: list[Sequence] = []
         self._batch: BatchCache | None = None
         self._pending: dict[int, BatchCache] = {}
+        self.pool_prompts = pool_prompts and getattr(backend, "can_pool_prompts", False)
+        self._pooled: dict[int, torch.Tensor] = {}
+        """Per prefilling job, the sum of its prompt's last hidden states so far."""
 
     @property
     def cache_cells(self) -> int:
@@ -48,6 +55,9 @@ class BatchRunner:
     def join(self, job: Job, sequences: list[Sequence]) -> None:
         """Move a prefilled job's cache into the batch, one row per continuing sequence."""
         cache = self._pending.pop(id(job))
+        pooled = self._pooled.pop(id(job), None)
+        if pooled is not None:
+            job.record.prompt_embedding = (pooled / len(job.prompt)).numpy()
         if sequences:
             self._batch = concat(self._batch, cache.repeat(len(sequences)))
             self.rows.extend(sequences)
@@ -55,6 +65,7 @@ class BatchRunner:
     def discard(self, job: Job) -> None:
         """Forget a job's partial prompt cache (cancelled while prefilling)."""
         self._pending.pop(id(job), None)
+        self._pooled.pop(id(job), None)
 
     def decode(self) -> torch.Tensor:
         """One token for every running row: the logits [rows, vocab] for the next token."""
@@ -83,7 +94,7 @@ class BatchRunner:
 
     def reset(self) -> None:
         """Forget every cache (after a failed forward pass, the caches can't be trusted)."""
-        self.rows, self._batch, self._pending = [], None, {}
+        self.rows, self._batch, self._pending, self._pooled = [], None, {}, {}
 
     def _prefill_fresh(self, chunks: list[tuple[Job, list[int]]]) -> torch.Tensor:
         width = max(len(tokens) for _, tokens in chunks)
@@ -93,8 +104,9 @@ class BatchRunner:
             input_ids[row, width - len(tokens) :] = torch.tensor(tokens, dtype=torch.long)
             mask[row, width - len(tokens) :] = 1
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
-        logits, kv = self.backend.forward(
-            ForwardInput(input_ids, mask, positions, None, _adapters([j for j, _ in chunks]))
+        jobs = [job for job, _ in chunks]
+        logits, kv = self._forward(
+            ForwardInput(input_ids, mask, positions, None, _adapters(jobs)), jobs
         )
         batch = BatchCache(kv, mask, mask.sum(dim=1))
         for row, (job, _) in enumerate(chunks):
@@ -106,19 +118,30 @@ class BatchRunner:
         new = torch.tensor([tokens], dtype=torch.long)
         ones = torch.ones_like(new)
         positions = cache.positions[:, None] + torch.arange(len(tokens))[None, :]
-        logits, kv = self.backend.forward(
+        logits, kv = self._forward(
             ForwardInput(
                 new,
                 torch.cat([cache.mask, ones], dim=1),
                 positions,
                 cache.kv,
                 _adapters([job]),
-            )
+            ),
+            [job],
         )
         self._pending[id(job)] = BatchCache(
             kv, torch.cat([cache.mask, ones], dim=1), cache.positions + len(tokens)
         )
         return logits
+
+    def _forward(self, batch: ForwardInput, jobs: list[Job]) -> tuple[torch.Tensor, object]:
+        """A prefill forward pass; adds each row's hidden-state sum to its job's when pooling."""
+        if not self.pool_prompts:
+            return self.backend.forward(batch)
+        logits, kv, pooled = self.backend.forward_pooled(batch)
+        for row, job in enumerate(jobs):
+            previous = self._pooled.get(id(job))
+            self._pooled[id(job)] = pooled[row] if previous is None else previous + pooled[row]
+        return logits, kv
 
 
 def _adapters(items) -> list[str | None] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneloop.errors import NotBuiltYetError
+from tuneloop.drift_profile import PSI_SIGNIFICANT
 from tuneloop.serve.settings import Settings
 
 
@@ -52,11 +52,38 @@ def usage_banner(settings: Settings, model: str) -> str:
     )
 
 
-def monitor_drift(*, reference: Path, data: Path) -> int:
+def monitor_drift(
+    *,
+    data: Path,
+    reference: Path | None = None,
+    adapter: Path | None = None,
+    base: str | None = None,
+    threshold: float = PSI_SIGNIFICANT,
+    json: bool = False,
+) -> int:
     """Score a file of prompts against an adapter's training reference profile, offline.
 
+    Computes the drift scores the server exports (PSI and Jensen-Shannon per feature, cosine
+    distance of the prompt-embedding centroid) for a file in any format `tuneloop data check`
+    reads; records may end without an answer. Without --adapter or --base only a tokenizer is
+    loaded (seconds): prompt length, rare-token share and, where the file has answers, answer
+    length. With --adapter (or --base) the model is loaded too, and the answers'
+    log-probability and the prompt embeddings are scored (one forward pass per record:
+    slower). Exits 1 when any PSI is above --threshold, so it can gate a new data source in CI.
+
     Args:
-        reference: reference profile written by `tuneloop train`.
-        data: file of prompts (JSONL or CSV).
+        data: file of prompts, with or without answers (JSONL or CSV: chat, prompt/completion
+            or alpaca records).
+        reference: reference profile written by `tuneloop train` (default:
+            ADAPTER/reference_profile.json).
+        adapter: adapter folder written by `tuneloop train`; loads the model for the
+            log-probability and embedding features.
+        base: base model (default: the one the profile records); loads the model too.
+        threshold: PSI above which the command exits 1 (default: 0.25, a significant shift).
+        json: print the report as JSON instead of a table.
     """
-    raise NotBuiltYetError("`tuneloop monitor drift` is not built yet in this version")
+    from tuneloop.serve.drift_offline import check_drift, report_text
+
+    report = check_drift(data, reference, adapter=adapter, base=base, threshold=threshold)
+    print(report_text(report, json))
+    return 1 if report.drifted else 0

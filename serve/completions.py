@@ -122,9 +122,24 @@ def prepare(
                 params=params,
                 adapter=adapter,
                 timeout_s=settings.request_timeout_s,
+                messages=_messages_to_export(body, i) if settings.drift_export_dir else None,
             )
         )
     return requests
+
+
+def _messages_to_export(body: Request, index: int) -> tuple[dict, ...] | None:
+    """The conversation of prompt `index` as chat messages, for the drift export (text only:
+    a prompt sent as token ids has none)."""
+    if isinstance(body, ChatCompletionRequest):
+        return tuple(
+            {"role": "system" if m.role == "developer" else m.role, "content": m.text()}
+            for m in body.messages
+        )
+    prompt = body.prompt
+    texts = [prompt] if isinstance(prompt, str) else prompt
+    text = texts[index] if index < len(texts) else None
+    return ({"role": "user", "content": text},) if isinstance(text, str) else None
 
 
 def _check_prompt(prompt_ids: list[int], lane: Lane, settings: Settings, vocab: int) -> None:

@@ -93,6 +93,10 @@ class Engine:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout=30)
+        for observer in self.observers:
+            close = getattr(observer, "close", None)  # e.g. the drift monitor's thread
+            if close is not None:
+                close()
 
     # ---- the async side ----
 

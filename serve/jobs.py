@@ -33,6 +33,7 @@ class Sequence:
     text: TextStream
     sampling: RowSampling
     token_ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     last_token_at: float | None = None
 
@@ -106,6 +107,7 @@ def new_job(
         lane=lane,
         arrival=now,
         prompt_ids=request.prompt_ids,
+        messages=request.messages,
     )
     deadline = None if request.timeout_s is None else now + request.timeout_s
     job = Job(request=request, sink=sink, record=record, deadline=deadline)

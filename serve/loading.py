@@ -93,7 +93,8 @@ def _check_unique_names(specs: list[ModelSpec]) -> None:
 def load_engine(settings: Settings, metrics: Metrics, observers: list[Observer] = ()) -> Engine:
     """Load every lane, start the worker, and run a warm-up generation on each served model."""
     lanes = [_load_lane(spec, settings) for spec in model_specs(settings)]
-    engine = Engine(lanes, observers=[metrics, *observers])
+    drift = drift_monitor(settings, metrics)
+    engine = Engine(lanes, observers=[metrics, *([drift] if drift else []), *observers])
     for model, (lane, adapter) in engine.models.ids().items():
         info = lane.backend.info
         metrics.add_model(
@@ -106,9 +107,26 @@ def load_engine(settings: Settings, metrics: Metrics, observers: list[Observer] 
                 "served_as": model,
             },
         )
+    if drift is not None:
+        drift.attach(engine.lanes)
+        drift.start()
     engine.start()
     engine.warm_up(_warm_up_prompt)
     return engine
+
+
+def drift_monitor(settings: Settings, metrics: Metrics):
+    """The drift observer (and its exporter when `drift_export_dir` is set), or None if off."""
+    if not settings.drift:
+        return None
+    from tuneloop.serve.drift_export import DriftExporter
+    from tuneloop.serve.drift_monitor import DriftMonitor
+
+    exporter = None
+    if settings.drift_export_dir is not None:
+        max_bytes = int(settings.drift_export_max_mb * 1_000_000)
+        exporter = DriftExporter(settings.drift_export_dir, max_bytes, metrics)
+    return DriftMonitor(metrics, settings, exporter)
 
 
 def _load_lane(spec: ModelSpec, settings: Settings) -> Lane:
@@ -134,9 +152,8 @@ def _load_lane(spec: ModelSpec, settings: Settings) -> Lane:
         info.precision,
         ", ".join(backend.adapters) or "none",
     )
-    return Lane(
-        spec.name, backend, Scheduler(spec.name, BatchRunner(backend), limits), spec.aliases
-    )
+    runner = BatchRunner(backend, pool_prompts=settings.drift)
+    return Lane(spec.name, backend, Scheduler(spec.name, runner, limits), spec.aliases)
 
 
 def _without_adapters(spec: ModelSpec) -> ModelSpec:

@@ -136,6 +136,18 @@ class Metrics:
             [*request, "feature", "method"],
             **kw,
         )
+        self.drift_window_requests = Gauge(
+            "tuneloop_drift_window_requests",
+            "Requests in the drift window (scores are exported from the minimum count on)",
+            request,
+            **kw,
+        )
+        self.drift_exported = Counter(
+            "tuneloop_drift_exported_prompts_total",
+            "Prompts written to the drift export while drift was high",
+            request,
+            **kw,
+        )
         self.model_info = Info(
             "tuneloop_model", "What each served model is", ["model", "adapter"], **kw
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class FinishReason(str, enum.Enum):
@@ -49,6 +50,8 @@ class GenerationRequest:
     """The adapter applied on the lane's model, None for the model itself."""
     timeout_s: float | None = None
     """Deadline measured from arrival; None waits for ever."""
+    messages: tuple[dict, ...] | None = None
+    """The conversation as the client sent it; kept only when drifted prompts may be exported."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,11 @@ class RequestRecord:
     prompt_ids: tuple[int, ...] = ()
     output_ids: list[list[int]] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
+    output_logprobs: list[list[float]] = field(default_factory=list)
+    """Per choice, the log-probability (temperature 1) of each sampled token, end token included."""
+    prompt_embedding: Any = None
+    """Mean of the prompt's last hidden states (numpy, float32), when the backend pools them."""
+    messages: tuple[dict, ...] | None = None
 
     @property
     def queue_wait(self) -> float | None:

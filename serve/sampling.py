@@ -33,6 +33,14 @@ def sample(logits: torch.Tensor, rows: list[RowSampling]) -> list[int]:
     return tokens.tolist()
 
 
+def token_logprobs(logits: torch.Tensor, tokens: list[int]) -> list[float]:
+    """Log-probability of each row's chosen token under the untempered distribution (cheap:
+    one logsumexp per row), as the drift reference measures completions."""
+    rows = torch.arange(len(tokens), device=logits.device)
+    chosen = logits[rows, torch.tensor(tokens, device=logits.device)].float()
+    return (chosen - torch.logsumexp(logits.float(), dim=-1)).tolist()
+
+
 def _probabilities(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
     temperature = torch.tensor([r.temperature for r in rows], device=logits.device)
     probs = torch.softmax(logits / temperature[:, None], dim=-1)

@@ -32,7 +32,7 @@ from tuneloop.serve.requests import (
     StepStats,
     TextDelta,
 )
-from tuneloop.serve.sampling import sample
+from tuneloop.serve.sampling import sample, token_logprobs
 
 
 @dataclass(frozen=True)
@@ -185,10 +185,10 @@ class Scheduler:
         """The prompt is in the cache: sample each choice's first token and join the batch."""
         self._prefilling.remove(job)
         rows = logits.expand(len(job.sequences), -1)
-        for seq, token in zip(
-            job.sequences, sample(rows, [s.sampling for s in job.sequences]), strict=True
-        ):
-            self._accept(seq, token)
+        tokens = sample(rows, [s.sampling for s in job.sequences])
+        logprobs = token_logprobs(rows, tokens)
+        for seq, token, logprob in zip(job.sequences, tokens, logprobs, strict=True):
+            self._accept(seq, token, logprob)
         self.runner.join(job, [s for s in job.sequences if not s.finished])
         job.state = JobState.RUNNING
         self._running.append(job)
@@ -199,17 +199,19 @@ class Scheduler:
         if not rows:
             return 0
         logits = self.runner.decode()
-        for seq, token in zip(rows, sample(logits, [s.sampling for s in rows]), strict=True):
+        tokens = sample(logits, [s.sampling for s in rows])
+        for seq, token, logprob in zip(rows, tokens, token_logprobs(logits, tokens), strict=True):
             if not seq.finished:
-                self._accept(seq, token)
+                self._accept(seq, token, logprob)
         return len(rows)
 
     def running_rows(self) -> int:
         return len(self.runner.rows)
 
-    def _accept(self, seq: Sequence, token: int) -> None:
+    def _accept(self, seq: Sequence, token: int, logprob: float) -> None:
         """Add a sampled token to a sequence, send its text, and end it if it is done."""
         now = self._clock()
+        seq.logprobs.append(logprob)
         job = seq.job
         if seq.last_token_at is None:
             job.record.first_token = job.record.first_token or now
@@ -267,6 +269,7 @@ class Scheduler:
         record.completion_tokens = [len(s.token_ids) for s in job.sequences]
         record.finish_reasons = [s.finish_reason for s in job.sequences]
         record.output_ids = [list(s.token_ids) for s in job.sequences]
+        record.output_logprobs = [s.logprobs for s in job.sequences]
         record.texts = [s.text.text for s in job.sequences]
         job.sink(RequestFinished(record))
 

@@ -27,6 +27,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tuneloop.drift_profile import PSI_SIGNIFICANT
 from tuneloop.errors import UsageError
 
 NOT_ON_CLI = {"cli": False}
@@ -143,6 +144,35 @@ class Settings(BaseSettings):
         None, description="TOML or JSON file with any of these settings"
     )
 
+    # ---- drift (see serve/drift_monitor.py) ----
+    drift: bool = Field(
+        True,
+        description="score served traffic against each adapter's reference_profile.json "
+        "(tuneloop_drift_score)",
+    )
+    drift_window: int = Field(
+        200, ge=10, description="requests per model and adapter that drift is scored on"
+    )
+    drift_min_requests: int = Field(
+        100, ge=10, description="requests in the window before any drift score is exported"
+    )
+    drift_interval_s: float = Field(
+        1.0, gt=0, description="how often drift scores are recomputed (off the request path)"
+    )
+    drift_threshold: float = Field(
+        PSI_SIGNIFICANT,
+        gt=0,
+        description="PSI above which a model's drift counts as high (drifted prompts exported)",
+    )
+    drift_export_dir: Path | None = Field(
+        None,
+        description="folder for prompts served while drift is high, as redacted chat JSONL "
+        "(one file per model or adapter); unset, nothing is exported",
+    )
+    drift_export_max_mb: float = Field(
+        100, gt=0, description="stop exporting once the folder's export files reach this size"
+    )
+
     @field_validator("adapter", "api_keys", mode="before")
     @classmethod
     def _split_commas(cls, value):
@@ -157,6 +187,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe(self) -> Settings:
+        if self.drift_min_requests > self.drift_window:
+            raise ValueError(
+                f"drift_min_requests ({self.drift_min_requests}) must not exceed drift_window "
+                f"({self.drift_window})"
+            )
         if self.prefill_chunk > self.max_step_tokens:
             raise ValueError(
                 f"prefill_chunk ({self.prefill_chunk}) must not exceed max_step_tokens "

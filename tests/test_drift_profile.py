@@ -133,3 +133,27 @@ def test_profile_round_trips_and_refuses_other_formats(tmp_path):
     data["format"] = 99
     with pytest.raises(DataError, match="format 99"):
         ReferenceProfile.from_json(data)
+
+
+def test_reference_rare_share_is_held_out_like_a_new_prompt():
+    """Counted in-sample, a training prompt's own once-seen tokens would make themselves common;
+    left out, its share is what the same prompt gets when it arrives new."""
+    prompts = [[5, 5, 6], [5, 7], [5, 8], [9, 9]]
+    profile = build_profile(
+        [ReferenceSample(prompt_ids=p) for p in prompts],
+        training_prompts=prompts,
+        special_token_ids=[0],
+        min_count=2,
+    )
+    # 5 is seen 4 times (2 in the first prompt): common for every prompt even held out;
+    # 9 only in the last prompt: common in-sample, rare held out
+    values = {
+        "[5, 5, 6]": 1 / 3,
+        "[5, 7]": 0.5,
+        "[5, 8]": 0.5,
+        "[9, 9]": 1.0,
+    }
+    histogram = profile.features["rare_token_share"]
+    expected = bin_counts(list(values.values()), histogram.edges)
+    assert histogram.counts == expected
+    assert profile.scorer().rare_token_share([9, 9]) == 0.0  # in-sample it looks common

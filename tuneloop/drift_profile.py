@@ -11,7 +11,10 @@ Per-request features (all computed from things a server already has in hand):
 - `completion_tokens`: tokens of the completion (the reference in training, the generated one
   when served);
 - `rare_token_share`: share of the prompt's non-special tokens whose id is *rare*, that is
-  seen fewer than `min_count` times in the training prompts (so unknown tokens are rare too);
+  seen fewer than `min_count` times in the training prompts (so unknown tokens are rare too).
+  For the reference histogram each training prompt is scored leave-one-out (its own tokens
+  not counted), as a new prompt is: counted in-sample, a training prompt's own rare words make
+  themselves common, and in-distribution traffic would score about twice as rare;
 - `completion_logprob`: mean natural-log probability per completion token under the trained
   model (teacher-forced reference completion in training; the generated tokens when served);
 - `embedding_distance`: cosine distance between the prompt's embedding and the training
@@ -323,9 +326,10 @@ def build_profile(
 
     The rare-token set comes from `training_prompts` (all of the training split, cheap); the
     histograms from `samples` (which may be a subset, since log-probabilities and embeddings
-    need a forward pass each).
+    need a forward pass each). Each sample's prompt is one of the training prompts.
     """
-    common = common_token_ids(training_prompts, min_count)
+    training_prompts_list = [list(ids) for ids in training_prompts]
+    common = common_token_ids(training_prompts_list, min_count)
     embeddings = [s.embedding for s in samples if s.embedding is not None]
     centroid = np.mean(np.asarray(embeddings, dtype=float), axis=0).tolist() if embeddings else None
     profile = ReferenceProfile(
@@ -338,6 +342,7 @@ def build_profile(
         base=base or {},
     )
     scorer = profile.scorer()
+    held_out_share = _leave_one_out_rare_share(training_prompts_list, special_token_ids, min_count)
     columns: dict[str, list[float]] = {name: [] for name in SCALAR_FEATURES}
     for sample in samples:
         logprobs = None if sample.completion_logprob is None else [sample.completion_logprob]
@@ -347,9 +352,33 @@ def build_profile(
             completion_logprobs=logprobs,
             embedding=sample.embedding,
         )
+        values["rare_token_share"] = held_out_share(sample.prompt_ids)
         for name, value in values.items():
             columns[name].append(value)
     profile.features = {
         name: build_histogram(values, n_bins) for name, values in columns.items() if values
     }
     return profile
+
+
+def _leave_one_out_rare_share(
+    training_prompts: list[list[int]], special_token_ids: Sequence[int], min_count: int
+):
+    """rare_token_share of a training prompt with its own tokens left out of the counts."""
+    counts: dict[int, int] = {}
+    for ids in training_prompts:
+        for token in ids:
+            counts[token] = counts.get(token, 0) + 1
+    special = {int(t) for t in special_token_ids}
+
+    def share(prompt_ids: Sequence[int]) -> float:
+        own: dict[int, int] = {}
+        for token in prompt_ids:
+            own[token] = own.get(token, 0) + 1
+        counted = [t for t in prompt_ids if t not in special]
+        if not counted:
+            return 0.0
+        rare = sum(counts.get(t, 0) - own[t] < min_count for t in counted)
+        return rare / len(counted)
+
+    return share

@@ -43,6 +43,8 @@ class TorchBackend:
         self._active: str | None = None
         # A snapshot the HTTP side may read while the worker loads or unloads adapters.
         self._adapter_names: tuple[str, ...] = ()
+        self.adapter_folders: dict[str, Path] = {}
+        """Where each adapter was loaded from (its reference profile lives there)."""
 
     @classmethod
     def load(cls, spec) -> TorchBackend:
@@ -92,6 +94,7 @@ class TorchBackend:
         self._peft.eval()
         self._active = UNKNOWN
         self._adapter_names = tuple(sorted(self._peft.peft_config))
+        self.adapter_folders[name] = Path(folder)
         log.info("loaded adapter %s from %s", name, folder)
 
     def unload_adapter(self, name: str) -> None:
@@ -105,6 +108,7 @@ class TorchBackend:
             self._peft.delete_adapter(name)
         self._active = UNKNOWN
         self._adapter_names = tuple(a for a in self._adapter_names if a != name)
+        self.adapter_folders.pop(name, None)
         log.info("unloaded adapter %s", name)
 
     def forward(self, batch: ForwardInput) -> tuple[torch.Tensor, KV]:
@@ -119,6 +123,29 @@ class TorchBackend:
         with torch.inference_mode(), self._adapter_scope(batch.adapters, kwargs) as model:
             out = model(**kwargs)
         return out.logits[:, -1].float().cpu(), kv_from_cache(out.past_key_values)
+
+    @property
+    def can_pool_prompts(self) -> bool:
+        return final_norm(self.model) is not None
+
+    def forward_pooled(self, batch: ForwardInput) -> tuple[torch.Tensor, KV, torch.Tensor]:
+        """`forward`, plus per row the sum of the new real tokens' last hidden states (after
+        the final norm, the tensor the output layer reads) [batch, hidden], float32 on CPU.
+
+        A forward hook on the final norm catches the hidden states the pass computes anyway;
+        the masked sum is the only extra work (drift monitoring's prompt embedding).
+        """
+        norm = final_norm(self.model)
+        caught: list[torch.Tensor] = []
+        handle = norm.register_forward_hook(lambda module, args, out: caught.append(out))
+        try:
+            logits, kv = self.forward(batch)
+        finally:
+            handle.remove()
+        hidden = caught[-1]
+        mask = batch.attention_mask[:, -hidden.shape[1] :].to(hidden.device, hidden.dtype)
+        pooled = (hidden * mask[..., None]).sum(dim=1)
+        return logits, kv, pooled.float().cpu()
 
     @contextlib.contextmanager
     def _adapter_scope(self, adapters: list[str | None] | None, kwargs: dict):
@@ -160,6 +187,13 @@ class TorchBackend:
         if self._peft is not None and name in self._peft.peft_config:
             with contextlib.suppress(Exception):
                 self._peft.delete_adapter(name)
+
+
+def final_norm(model):
+    """The norm after the last decoder layer (Llama, Mistral, Qwen, Gemma, ...), or None."""
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    norm = getattr(decoder, "norm", None)
+    return norm if isinstance(norm, torch.nn.Module) else None
 
 
 def cache_from_kv(kv: KV | None):
