@@ -4,7 +4,9 @@ TUNELOOP_LOAD_PHASE picks the traffic:
 - `healthy`: support tickets held out of the adapter's reference profile (in distribution);
 - `shifted`: prompts unlike the training data (code, verse, other languages, long lists),
   and one request in three invalid (unknown model, a limit exceeded, a body that is not JSON).
-TUNELOOP_LOAD_MODEL names the adapter, TUNELOOP_LOAD_MAX_TOKENS the completion length.
+TUNELOOP_LOAD_MODEL names the adapter, TUNELOOP_LOAD_MAX_TOKENS the completion length, and
+TUNELOOP_LOAD_REQUESTS how many requests the phase sends before locust stops (its --run-time
+is only the upper bound), so the drift window fills the same way on a fast or a slow machine.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from monitoring_helpers import demo_prompts  # noqa: E402
 
 PHASE = os.environ.get("TUNELOOP_LOAD_PHASE", "healthy")
 MODEL = os.environ.get("TUNELOOP_LOAD_MODEL", "support-triage")
-MAX_TOKENS = int(os.environ.get("TUNELOOP_LOAD_MAX_TOKENS", "24"))
+MAX_TOKENS = int(os.environ.get("TUNELOOP_LOAD_MAX_TOKENS", "16"))
+REQUESTS = int(os.environ.get("TUNELOOP_LOAD_REQUESTS", "0"))
+sent = 0
 _, HELD_OUT = demo_prompts()
 SHIFTED = [
     "def quicksort(xs):\n    if len(xs) < 2:\n        return xs\n    pivot, *rest = xs\n"
@@ -62,6 +66,11 @@ class TrafficUser(HttpUser):
 
     @task
     def request(self) -> None:
+        global sent
+        if REQUESTS and sent >= REQUESTS:
+            self.environment.runner.quit()
+            return
+        sent += 1  # users are gevent greenlets: no lock needed
         if PHASE == "healthy":
             self.chat(random.choice(HELD_OUT))
             return

@@ -31,7 +31,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RULES = REPO / "grafana" / "rules" / "tuneloop.rules.yaml"
 DASHBOARDS = sorted((REPO / "grafana" / "dashboards").glob("*.json"))
-PHASE_SECONDS = 45
+PHASE_REQUESTS = 220
+"""Requests per phase: enough to fill the server's drift window (200, the default) with each."""
+PHASE_LIMIT_S = 420
 USERS = 2
 ALERT_WAIT_S = 60
 EXPECTED_IN_SHIFT = {"TuneloopDriftHigh", "TuneloopClientErrors"}
@@ -59,16 +61,17 @@ def drive(url: str, phase: str, folder: Path) -> str:
         **os.environ,
         "TUNELOOP_LOAD_PHASE": phase,
         "TUNELOOP_LOAD_MODEL": ADAPTER_NAME,
+        "TUNELOOP_LOAD_REQUESTS": str(PHASE_REQUESTS),
         "PYTHONPATH": str(REPO / "tests"),
     }
     command = [
         sys.executable, "-m", "locust", "-f", str(REPO / "tests" / "monitoring_load.py"),
         "--headless", "--users", str(USERS), "--spawn-rate", str(USERS),
-        "--run-time", f"{PHASE_SECONDS}s", "--host", url, "--only-summary",
+        "--run-time", f"{PHASE_LIMIT_S}s", "--host", url, "--only-summary",
         "--csv", str(folder / phase), "--stop-timeout", "30",
     ]  # fmt: skip
     done = subprocess.run(
-        command, capture_output=True, text=True, env=env, timeout=PHASE_SECONDS + 120
+        command, capture_output=True, text=True, env=env, timeout=PHASE_LIMIT_S + 60
     )
     assert done.returncode in (0, 1), done.stderr[-3000:]  # 1: some requests failed (phase 2)
     return done.stderr[-3000:]
@@ -89,7 +92,10 @@ def wait_for_alerts(api: PrometheusAPI, names: set[str], timeout_s: float) -> di
 
 def test_dashboards_and_alerts_against_real_prometheus(adapter, tmp_path):
     server = start_server(
-        ["--adapter", f"{ADAPTER_NAME}={adapter}", "--max-batch-size", "4"], tmp_path
+        ["--adapter", f"{ADAPTER_NAME}={adapter}", "--max-batch-size", "4"],
+        tmp_path,
+        # Scores only from a full window: on fewer requests PSI mostly measures sampling noise.
+        env={"TUNELOOP_DRIFT_MIN_REQUESTS": "200"},
     )
     try:
         with LocalPrometheus(
@@ -105,6 +111,8 @@ def test_dashboards_and_alerts_against_real_prometheus(adapter, tmp_path):
 
             healthy = drive(server.url, "healthy", tmp_path)
             time.sleep(5)  # a few scrapes and rule evaluations after the last request
+            scored = api.query('tuneloop_drift_score{method="psi"}')
+            assert scored, f"no drift scores after the healthy phase\n{healthy}"
             quiet = active_alerts(api)
             assert quiet == {}, f"alerts in the healthy phase: {quiet}\n{healthy}\n{_drift(api)}"
 
