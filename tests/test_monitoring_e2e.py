@@ -35,6 +35,8 @@ PHASE_REQUESTS = 220
 """Requests per phase: enough to fill the server's drift window (200, the default) with each."""
 PHASE_LIMIT_S = 420
 USERS = 2
+SNAPSHOT_SPAN = "12m"
+"""Long enough to show both phases on a slow machine."""
 ALERT_WAIT_S = 60
 EXPECTED_IN_SHIFT = {"TuneloopDriftHigh", "TuneloopClientErrors"}
 
@@ -137,11 +139,15 @@ def test_dashboards_and_alerts_against_real_prometheus(adapter, tmp_path):
 
 
 def _snapshot_every_dashboard(url: str, tmp_path: Path) -> None:
+    """Render each dashboard; TUNELOOP_SNAPSHOT_DIR keeps them (the README's pictures)."""
     from tuneloop.serve.snapshot import monitor_snapshot
 
+    keep = os.environ.get("TUNELOOP_SNAPSHOT_DIR")
     for path in DASHBOARDS:
-        out = tmp_path / "snapshots" / path.stem
-        monitor_snapshot(prometheus=url, dashboard=path, out=out, since="3m", scrape_interval="1s")
+        out = (Path(keep) if keep else tmp_path / "snapshots") / path.stem
+        monitor_snapshot(
+            prometheus=url, dashboard=path, out=out, since=SNAPSHOT_SPAN, scrape_interval="1s"
+        )
         panels = load_dashboard(path).panels
         assert len(list(out.glob("[0-9][0-9]-*.png"))) == len(panels)
         assert (out / "dashboard.png").stat().st_size > 10_000
