@@ -559,6 +559,21 @@ def drift_view(rules: dict) -> board.Dashboard:
         )
         .with_panel(
             series_panel(
+                "Requests in the drift window",
+                "Requests each adapter's window holds; scores appear once it holds the minimum"
+                " (TUNELOOP_DRIFT_MIN_REQUESTS).",
+                "short",
+                [
+                    (
+                        f"max by (adapter) (tuneloop_drift_window_requests{{{ADAPTER}}})",
+                        "{{adapter}}",
+                    )
+                ],
+                width=12,
+            )
+        )
+        .with_panel(
+            series_panel(
                 "Prompt and completion tokens per request",
                 "Mean tokens per finished request: a quick look at the length features.",
                 "short",
