@@ -79,7 +79,7 @@ def monitor_drift(
         adapter: adapter folder written by `tuneloop train`; loads the model for the
             log-probability and embedding features.
         base: base model (default: the one the profile records); loads the model too.
-        threshold: PSI above which the command exits 1 (default: 0.25, a significant shift).
+        threshold: PSI above which the command exits 1 (0.25: a significant shift).
         json: print the report as JSON instead of a table.
     """
     from tuneloop.serve.drift_offline import check_drift, report_text

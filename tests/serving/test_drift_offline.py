@@ -22,17 +22,17 @@ def loaded_tokenizer(monkeypatch, smollm2_tokenizer):
 
 @pytest.fixture(scope="module")
 def profile_path(tmp_path_factory, tiny_model_dir, smollm2_tokenizer):
-    """The reference profile of 400 demo tickets under the tiny model, as training writes it."""
+    """The reference profile of 300 demo tickets under the tiny model, as training writes it."""
     from tuneloop.base_model import load_model
     from tuneloop.train.encoding import encode
     from tuneloop.train.profile import reference_profile
 
     tokenizer = smollm2_tokenizer
-    examples = [json.loads(line) for line in DEMO[:400]]
+    examples = [json.loads(line) for line in DEMO[:300]]
     encoded = [encode(tokenizer, e["messages"]) for e in examples]
     model = load_model(str(tiny_model_dir))
     profile = reference_profile(
-        model, tokenizer, encoded, sample=400, seed=0, base={"spec": str(tiny_model_dir)}
+        model, tokenizer, encoded, sample=300, seed=0, base={"spec": str(tiny_model_dir)}
     )
     path = tmp_path_factory.mktemp("profile") / "reference_profile.json"
     profile.save(path)
