@@ -56,7 +56,11 @@ def run(args) -> dict:
     spec = ModelSpec("base", "torch", resolved.path, adapters={"triage": args.adapter})
     backend = TorchBackend.load(spec)
     runner = BatchRunner(backend, pool_prompts=True)
-    lane = Lane("base", backend, Scheduler("base", runner, SchedulerLimits(max_batch_size=16)))
+    lane = Lane(
+        "base",
+        backend,
+        Scheduler("base", runner, SchedulerLimits(max_batch_size=16, max_waiting=10_000)),
+    )
     registry = CollectorRegistry()
     metrics = Metrics(registry)
     metrics.add_model("base", "triage", {})
