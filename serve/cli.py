@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneloop.drift_profile import PSI_SIGNIFICANT
-from tuneloop.serve.settings import Settings
+from tuneloop.serve.settings import DRIFT_THRESHOLD, Settings
 
 
 def serve(*, settings: Settings) -> int:
@@ -58,7 +57,7 @@ def monitor_drift(
     reference: Path | None = None,
     adapter: Path | None = None,
     base: str | None = None,
-    threshold: float = PSI_SIGNIFICANT,
+    threshold: float = DRIFT_THRESHOLD,
     json: bool = False,
 ) -> int:
     """Score a file of prompts against an adapter's training reference profile, offline.

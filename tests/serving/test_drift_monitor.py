@@ -215,6 +215,12 @@ def test_backend_without_hidden_states_scores_the_other_features(profile_dir):
     assert score(registry, "embedding_distance", "psi") is None
 
 
+def test_default_threshold_is_the_significant_psi():
+    from tuneloop.serve.settings import DRIFT_THRESHOLD
+
+    assert DRIFT_THRESHOLD == PSI_SIGNIFICANT == Settings().drift_threshold
+
+
 def test_min_requests_may_not_exceed_the_window():
     with pytest.raises(ValueError, match="drift_min_requests"):
         Settings(drift_window=50, drift_min_requests=60)
