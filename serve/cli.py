@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tuneloop.drift_profile import PSI_SIGNIFICANT
-from tuneloop.serve.settings import Settings
+from tuneloop.serve.settings import DRIFT_THRESHOLD, Settings
 
 
 def serve(*, settings: Settings) -> int:
@@ -58,7 +57,7 @@ def monitor_drift(
     reference: Path | None = None,
     adapter: Path | None = None,
     base: str | None = None,
-    threshold: float = PSI_SIGNIFICANT,
+    threshold: float = DRIFT_THRESHOLD,
     json: bool = False,
 ) -> int:
     """Score a file of prompts against an adapter's training reference profile, offline.
@@ -79,7 +78,7 @@ def monitor_drift(
         adapter: adapter folder written by `tuneloop train`; loads the model for the
             log-probability and embedding features.
         base: base model (default: the one the profile records); loads the model too.
-        threshold: PSI above which the command exits 1 (default: 0.25, a significant shift).
+        threshold: PSI above which the command exits 1 (0.25: a significant shift).
         json: print the report as JSON instead of a table.
     """
     from tuneloop.serve.drift_offline import check_drift, report_text

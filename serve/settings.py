@@ -27,11 +27,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from tuneloop.drift_profile import PSI_SIGNIFICANT
 from tuneloop.errors import UsageError
 
 NOT_ON_CLI = {"cli": False}
 MIN_ADMIN_KEY_LENGTH = 16
+DRIFT_THRESHOLD = 0.25
+"""tuneloop.drift_profile.PSI_SIGNIFICANT (a test keeps them equal; importing that module here
+would load numpy for every `tuneloop --help`)."""
 
 
 class Settings(BaseSettings):
@@ -160,7 +162,7 @@ class Settings(BaseSettings):
         1.0, gt=0, description="how often drift scores are recomputed (off the request path)"
     )
     drift_threshold: float = Field(
-        PSI_SIGNIFICANT,
+        DRIFT_THRESHOLD,
         gt=0,
         description="PSI above which a model's drift counts as high (drifted prompts exported)",
     )

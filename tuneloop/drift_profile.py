@@ -353,12 +353,30 @@ def build_profile(
             embedding=sample.embedding,
         )
         values["rare_token_share"] = held_out_share(sample.prompt_ids)
+        if sample.embedding is not None and centroid is not None:
+            values["embedding_distance"] = _held_out_distance(
+                sample.embedding, centroid, len(embeddings)
+            )
         for name, value in values.items():
             columns[name].append(value)
     profile.features = {
         name: build_histogram(values, n_bins) for name, values in columns.items() if values
     }
     return profile
+
+
+def _held_out_distance(embedding: Sequence[float], centroid: Sequence[float], n: int) -> float:
+    """Cosine distance of a sample to the centroid of the *other* samples.
+
+    In-sample, each embedding pulls the centroid towards itself (by 1/n), so training prompts
+    would read as closer than any served prompt can be; served prompts are never part of the
+    centroid, so the reference is measured the same way.
+    """
+    if n < 2:
+        return cosine_distance(embedding, centroid)
+    vector = np.asarray(embedding, dtype=float)
+    others = (np.asarray(centroid, dtype=float) * n - vector) / (n - 1)
+    return cosine_distance(vector, others)
 
 
 def _leave_one_out_rare_share(

@@ -20,13 +20,9 @@ from tuneloop.serve.metrics import Metrics
 from tuneloop.serve.requests import FinishReason
 from tuneloop.serve.settings import Settings
 
-SCALARS = (
-    "prompt_tokens",
-    "completion_tokens",
-    "rare_token_share",
-    "completion_logprob",
-    "embedding_distance",
-)
+PROMPT_FEATURES = ("prompt_tokens", "rare_token_share", "embedding_distance")
+ANSWER_FEATURES = ("completion_tokens", "completion_logprob")
+SCALARS = PROMPT_FEATURES + ANSWER_FEATURES
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +66,15 @@ def test_no_score_below_the_minimum_count_then_every_feature_is_exported(profile
     assert registry.get_sample_value("tuneloop_drift_window_requests", window) == 99
     assert score(registry, "prompt_tokens", "psi") is None
     feed(monitor, 1, drifted=False)
-    for feature in SCALARS:
+    for feature in PROMPT_FEATURES:
         assert score(registry, feature, "psi") is not None, feature
         assert score(registry, feature, "js") is not None, feature
     assert score(registry, "embedding", "cosine") is not None
+    # answers are compared with the first full window of served answers: none yet
+    assert all(score(registry, f, "psi") is None for f in ANSWER_FEATURES)
+    feed(monitor, 100, drifted=False)
+    for feature in ANSWER_FEATURES:
+        assert score(registry, feature, "psi") < 0.05, feature  # the baseline itself
     # the base model has no profile: no drift series for it
     assert score(registry, "prompt_tokens", "psi", adapter="none") is None
 
@@ -92,11 +93,14 @@ def test_in_distribution_stays_low_and_a_shift_raises_psi(profile_dir):
     assert shifted["prompt_tokens"] > PSI_SIGNIFICANT
     assert shifted["embedding_distance"] > PSI_SIGNIFICANT
     assert score(registry, "embedding", "cosine") > cosine  # the centroid moves more slowly
+    # the drifted answers are less likely than the served baseline's
+    assert shifted["completion_logprob"] > PSI_SIGNIFICANT
     assert ("base", "triage") in monitor.high
 
 
 def test_window_slides_so_drift_clears_when_traffic_returns(profile_dir):
     monitor, registry = make_monitor(profile_dir)
+    feed(monitor, 200, drifted=False, seed=4)
     feed(monitor, 200, drifted=True)
     assert score(registry, "rare_token_share", "psi") > 1
     assert score(registry, "embedding", "cosine") > 1  # the centroid points the other way
@@ -209,6 +213,12 @@ def test_backend_without_hidden_states_scores_the_other_features(profile_dir):
     assert score(registry, "prompt_tokens", "psi") is not None
     assert score(registry, "embedding", "cosine") is None
     assert score(registry, "embedding_distance", "psi") is None
+
+
+def test_default_threshold_is_the_significant_psi():
+    from tuneloop.serve.settings import DRIFT_THRESHOLD
+
+    assert DRIFT_THRESHOLD == PSI_SIGNIFICANT == Settings().drift_threshold
 
 
 def test_min_requests_may_not_exceed_the_window():

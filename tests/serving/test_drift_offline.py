@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from serving.ood_prompts import ood_prompts
+from tuneloop.bench.ood_prompts import ood_prompts
 from tuneloop.demo import DEMO_DATA
 from tuneloop.errors import DataError, UsageError
 from tuneloop.serve.cli import monitor_drift
@@ -14,19 +14,25 @@ from tuneloop.serve.cli import monitor_drift
 DEMO = DEMO_DATA.read_text(encoding="utf-8").splitlines()
 
 
+@pytest.fixture(autouse=True)
+def loaded_tokenizer(monkeypatch, smollm2_tokenizer):
+    """The command loads its tokenizer each time; the tests share one (the tiny model's)."""
+    monkeypatch.setattr("tuneloop.base_model.load_tokenizer", lambda base: smollm2_tokenizer)
+
+
 @pytest.fixture(scope="module")
-def profile_path(tmp_path_factory, tiny_model_dir):
-    """The reference profile of 400 demo tickets under the tiny model, as training writes it."""
-    from tuneloop.base_model import load_model, load_tokenizer
+def profile_path(tmp_path_factory, tiny_model_dir, smollm2_tokenizer):
+    """The reference profile of 300 demo tickets under the tiny model, as training writes it."""
+    from tuneloop.base_model import load_model
     from tuneloop.train.encoding import encode
     from tuneloop.train.profile import reference_profile
 
-    tokenizer = load_tokenizer(str(tiny_model_dir))
-    examples = [json.loads(line) for line in DEMO[:400]]
+    tokenizer = smollm2_tokenizer
+    examples = [json.loads(line) for line in DEMO[:300]]
     encoded = [encode(tokenizer, e["messages"]) for e in examples]
     model = load_model(str(tiny_model_dir))
     profile = reference_profile(
-        model, tokenizer, encoded, sample=400, seed=0, base={"spec": str(tiny_model_dir)}
+        model, tokenizer, encoded, sample=300, seed=0, base={"spec": str(tiny_model_dir)}
     )
     path = tmp_path_factory.mktemp("profile") / "reference_profile.json"
     profile.save(path)

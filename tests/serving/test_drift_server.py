@@ -12,7 +12,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from serving.ood_prompts import ood_prompts
+from tuneloop.bench.ood_prompts import ood_prompts
 from tuneloop.data_formats import parse_file
 from tuneloop.demo import DEMO_DATA
 
@@ -23,18 +23,17 @@ TICKETS = [json.loads(line) for line in DEMO_DATA.read_text(encoding="utf-8").sp
 
 
 @pytest.fixture(scope="module")
-def triage_adapter(tmp_path_factory, chatty_model_dir, adapter_root):
+def triage_adapter(tmp_path_factory, chatty_model_dir, adapter_root, smollm2_tokenizer):
     """The `alpha` LoRA adapter with the reference profile of 200 demo tickets under it."""
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from tuneloop.base_model import load_tokenizer
     from tuneloop.train.encoding import encode
     from tuneloop.train.profile import reference_profile
 
     folder = tmp_path_factory.mktemp("triage") / "triage"
     shutil.copytree(adapter_root / "alpha", folder)
-    tokenizer = load_tokenizer(str(chatty_model_dir))
+    tokenizer = smollm2_tokenizer  # the chatty model's own
     base = AutoModelForCausalLM.from_pretrained(chatty_model_dir)
     model = PeftModel.from_pretrained(base, folder).eval()
     encoded = [encode(tokenizer, t["messages"]) for t in TICKETS[:200]]
