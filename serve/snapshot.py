@@ -95,9 +95,9 @@ def render(
             for q in panel.queries
         ]
         index.append(_index_row(panel, fetched, values, rate_interval))
-        _draw(axes[number // COLUMNS][number % COLUMNS], panel, fetched)
+        _draw(axes[number // COLUMNS][number % COLUMNS], panel, fetched, start, end)
         single, ax = plt.subplots(figsize=(8, 4))
-        _draw(ax, panel, fetched)
+        _draw(ax, panel, fetched, start, end)
         single.tight_layout()
         single.savefig(out / f"{number:02d}-{_slug(panel.title)}.png", dpi=100)
         plt.close(single)
@@ -114,7 +114,8 @@ def render(
     return result
 
 
-def _draw(ax, panel: Panel, fetched) -> None:
+def _draw(ax, panel: Panel, fetched, start: float, end: float) -> None:
+    """One panel; time in minutes from the range's start, so all panels share one axis."""
     ax.set_title(panel.title, fontsize=10)
     drawn = 0
     for q, series in fetched:
@@ -123,7 +124,6 @@ def _draw(ax, panel: Panel, fetched) -> None:
             points = [(t, v) for t, v in points if math.isfinite(v)]
             if not points:
                 continue
-            start = float(item["values"][0][0])
             times = [(t - start) / 60 for t, _ in points]
             ax.plot(times, [v for _, v in points], lw=1.2, label=_legend(q.legend, item["metric"]))
             drawn += 1
@@ -131,6 +131,7 @@ def _draw(ax, panel: Panel, fetched) -> None:
         ax.axhline(threshold, color="red", ls="--", lw=1, label=f"alert {threshold:g}")
     if drawn == 0:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlim(0, (end - start) / 60)
     ax.set_xlabel("minutes", fontsize=8)
     ax.set_ylabel(panel.unit or "", fontsize=8)
     ax.tick_params(labelsize=7)
@@ -142,7 +143,8 @@ def _draw(ax, panel: Panel, fetched) -> None:
 def _legend(template: str, labels: dict) -> str:
     if not template:
         return ", ".join(f"{k}={v}" for k, v in labels.items() if k != "__name__") or "value"
-    return re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template)
+    text = re.sub(r"\{\{\s*(\w+)\s*\}\}", lambda m: labels.get(m.group(1), ""), template)
+    return text.strip() or "value"
 
 
 def _index_row(panel: Panel, fetched, values: dict[str, str], rate_interval: str) -> dict:
