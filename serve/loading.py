@@ -134,9 +134,12 @@ def _load_lane(spec: ModelSpec, settings: Settings) -> Lane:
         info.precision,
         ", ".join(backend.adapters) or "none",
     )
-    return Lane(
-        spec.name, backend, Scheduler(spec.name, BatchRunner(backend), limits), spec.aliases
+    runner = (
+        backend.runner(limits.max_batch_size)
+        if hasattr(backend, "runner")
+        else BatchRunner(backend)
     )
+    return Lane(spec.name, backend, Scheduler(spec.name, runner, limits), spec.aliases)
 
 
 def _without_adapters(spec: ModelSpec) -> ModelSpec:
