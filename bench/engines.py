@@ -53,6 +53,10 @@ class TuneloopEngine:
     def logits(self, ids: list[int]) -> np.ndarray:
         return self.model.sequence_logits(ids)
 
+    def answer(self, prompt: list[int], max_tokens: int) -> int:
+        """Tokens of one greedy answer that stops at the end token, as a server's would."""
+        return len(self.model.generate([prompt], max_tokens, stop_at_eos=True).tokens[0])
+
 
 class TransformersEngine:
     def __init__(self, folder: Path, threads: int) -> None:

@@ -47,6 +47,8 @@ class InprocOptions:
     engine_timeout_s: float = 600.0
     deadline: float = field(default_factory=lambda: time.monotonic() + 1800)
     """Monotonic time after which no further engine starts."""
+    sequential_requests: int = 0
+    """When set: run that many single requests back to back instead (the HTTP comparison)."""
 
 
 def run_inproc(engines: list[Engine], texts: BenchTexts, options: InprocOptions) -> dict:
@@ -59,7 +61,7 @@ def run_inproc(engines: list[Engine], texts: BenchTexts, options: InprocOptions)
                 "engine": engine.engine,
                 "precision": engine.precision,
                 "model": str(engine.model),
-                **_run_worker(engine, texts, options),
+                **run_worker(engine, texts, options),
             }
         )
     _judge_quality(rows)
@@ -70,7 +72,7 @@ def missing_llama_rows(reason: str) -> list[dict]:
     return [{"label": "llama.cpp", "engine": "llama.cpp", "precision": "-", "skipped": reason}]
 
 
-def _run_worker(engine: Engine, texts: BenchTexts, options: InprocOptions) -> dict:
+def run_worker(engine: Engine, texts: BenchTexts, options: InprocOptions) -> dict:
     left = options.deadline - time.monotonic()
     if left <= 30:
         return {"skipped": "the bench's time limit was spent before this engine"}
@@ -82,6 +84,7 @@ def _run_worker(engine: Engine, texts: BenchTexts, options: InprocOptions) -> di
         "batch_sizes": list(options.batch_sizes),
         "new_tokens": options.new_tokens,
         "repeats": options.repeats,
+        "sequential_requests": options.sequential_requests,
     }
     env = llama_peer.worker_env() if engine.engine == "llama.cpp" else None
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:

@@ -32,6 +32,8 @@ INSTALL_HINT = (
     "10 minutes on 2 cores, bench-only) and installs llama-cpp-python against it"
 )
 
+SERVER_HINT = f"not built: `{BUILD_COMMAND}` builds llama-server (CPU only, bench-only)"
+
 
 def root() -> Path:
     return cache_dir() / "llama.cpp" / VERSION

@@ -8,7 +8,11 @@ from pathlib import Path
 from tuneloop.bench.inproc import MAX_PPL_CHANGE, MIN_TOP1, decode
 
 TARGET_DECODE_B1 = 1.5
-"""Issue target: batch-1 decode of tuneloop's fastest passing artifact vs llama.cpp's best."""
+"""Target: batch-1 decode of tuneloop's fastest passing artifact vs llama.cpp's best."""
+TARGET_HTTP_16 = 1.5
+"""Target: aggregate tokens/s at 16 streaming users vs llama-server -np 8."""
+TARGET_OVERHEAD = 0.95
+"""Target: tokens/s through HTTP at 1 user vs the same engine in process."""
 
 
 def write_report(result: dict, out: Path) -> list[Path]:
@@ -18,6 +22,8 @@ def write_report(result: dict, out: Path) -> list[Path]:
     paths[1].write_text(markdown(result), encoding="utf-8")
     if "inproc" in result and _chart(result["inproc"], out / "bench.png"):
         paths.append(out / "bench.png")
+    if "http" in result and _http_chart(result["http"], out / "bench-http.png"):
+        paths.append(out / "bench-http.png")
     return paths
 
 
@@ -34,6 +40,8 @@ def markdown(result: dict) -> str:
     ]
     if "inproc" in result:
         lines += _inproc_markdown(result["inproc"])
+    if "http" in result:
+        lines += _http_markdown(result["http"])
     for name, reason in result.get("skipped_sections", {}).items():
         lines += [f"## {name}", "", f"Not run: {reason}", ""]
     return "\n".join(lines)
@@ -82,6 +90,85 @@ def _inproc_markdown(section: dict) -> list[str]:
             f"({ratio['tuneloop']} vs {ratio['peer']}){target}"
         )
     return [*lines, ""]
+
+
+def _http_markdown(section: dict) -> list[str]:
+    lines = [
+        "## HTTP (locust, streaming users, greedy)",
+        "",
+        "| server | users | generated tok/s | TTFT p50 ms | TTFT p99 ms | e2e p50 s | e2e p99 s "
+        "| requests | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in section["rows"]:
+        if "skipped" in row:
+            lines.append(f"| {row['label']} | - | {row['skipped']} |||||||")
+        elif not row.get("requests"):
+            lines.append(f"| {row['label']} | {row['users']} | no request finished "
+                         f"| | | | | 0 | {row.get('errors', 0)} |")  # fmt: skip
+        else:
+            lines.append(
+                f"| {row['label']} | {row['users']} | {row['tokens_per_s']:.1f} "
+                f"| {1000 * row['ttft_p50_s']:.0f} | {1000 * row['ttft_p99_s']:.0f} "
+                f"| {row['e2e_p50_s']:.2f} | {row['e2e_p99_s']:.2f} | {row['requests']} "
+                f"| {row['errors']} |"
+            )
+    lines += ["", *_http_ratios(section), ""]
+    return lines
+
+
+def _http_ratios(section: dict) -> list[str]:
+    rows = [r for r in section["rows"] if r.get("requests")]
+    lines = []
+    at16 = {r["label"].split(" ")[0]: r for r in rows if r["users"] == 16}
+    if "tuneloop" in at16 and "llama-server" in at16:
+        ours, theirs = at16["tuneloop"], at16["llama-server"]
+        ratio = ours["tokens_per_s"] / theirs["tokens_per_s"]
+        met = ratio >= TARGET_HTTP_16 and ours["ttft_p99_s"] <= theirs["ttft_p99_s"]
+        lines.append(
+            f"- 16 users, tuneloop vs llama-server: **{ratio:.2f}x** tokens/s, p99 TTFT "
+            f"{1000 * ours['ttft_p99_s']:.0f} vs {1000 * theirs['ttft_p99_s']:.0f} ms "
+            f"(target {TARGET_HTTP_16}x and p99 TTFT no worse: {'met' if met else 'NOT met'})"
+        )
+    if "overhead_ratio" in section:
+        ratio = section["overhead_ratio"]
+        inproc = section["in_process_1_user"]["tokens_per_s"]
+        lines.append(
+            f"- server overhead at 1 user: HTTP tokens/s = **{100 * ratio:.0f}%** of the same "
+            f"requests in process ({inproc:.1f} tok/s; target {100 * TARGET_OVERHEAD:.0f}%: "
+            f"{'met' if ratio >= TARGET_OVERHEAD else 'NOT met'})"
+        )
+    return lines
+
+
+def _http_chart(section: dict, path: Path) -> bool:
+    rows = [r for r in section["rows"] if r.get("requests")]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    servers = list(dict.fromkeys(r["label"] for r in rows))
+    users = sorted({r["users"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    width = 0.8 / len(servers)
+    for i, server in enumerate(servers):
+        values = [
+            next((r["tokens_per_s"] for r in rows if r["label"] == server and r["users"] == u), 0)
+            for u in users
+        ]
+        ax.bar([x + i * width for x in range(len(users))], values, width=width, label=server)
+    ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(users))])
+    ax.set_xticklabels([f"{u} users" for u in users])
+    ax.set_ylabel("generated tokens/s, all users")
+    ax.legend(fontsize="small")
+    fig.suptitle("tuneloop bench, HTTP (streaming, greedy)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def _chart(section: dict, path: Path) -> bool:

@@ -9,7 +9,7 @@ of the embedded model carries the same vocabulary).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -21,6 +21,8 @@ class BenchTexts:
     """Prompt + reference answer: the sequences perplexity is measured on."""
     answer_starts: list[int]
     """Index of the first answer token in each scored sequence (perplexity counts from it)."""
+    messages: list[list[dict]] = field(default_factory=list)
+    """The chat messages behind `prompts`, for engines behind HTTP (they apply the template)."""
 
     def to_json(self) -> dict:
         return {
@@ -43,7 +45,7 @@ def bench_texts(tokenizer, data: Path | None = None, prompts: int = 8, scored: i
     examples = read_examples(Path(data) if data else DEMO_DATA)
     held_out = split_indices(len(examples), val=0.1, test=0.1, seed=0)["test"]
     chosen = [examples[i] for i in held_out[: max(prompts, scored)]]
-    prompt_ids, full_ids, starts = [], [], []
+    prompt_ids, full_ids, starts, chats = [], [], [], []
     for example in chosen:
         messages, answer = prompt_and_completion(example)
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
@@ -51,4 +53,5 @@ def bench_texts(tokenizer, data: Path | None = None, prompts: int = 8, scored: i
         prompt_ids.append(list(prompt))
         full_ids.append(list(full))
         starts.append(len(prompt))
-    return BenchTexts(prompt_ids[:prompts], full_ids[:scored], starts[:scored])
+        chats.append(messages)
+    return BenchTexts(prompt_ids[:prompts], full_ids[:scored], starts[:scored], chats[:prompts])

@@ -26,6 +26,9 @@ def run(spec: dict) -> dict:
     engine = ENGINES[spec["engine"]](spec["model"], spec["threads"])
     result: dict = {"load_s": time.perf_counter() - started, "batches": {}}
     engine.generate(texts.prompts[:1], 8)  # warm-up: allocators, kernels, caches
+    if spec.get("sequential_requests"):
+        result["sequential"] = sequential(engine, texts, spec)
+        return result
     for size in spec["batch_sizes"]:
         prompts = [texts.prompts[i % len(texts.prompts)] for i in range(size)]
         runs = [engine.generate(prompts, spec["new_tokens"]) for _ in range(spec["repeats"])]
@@ -35,6 +38,20 @@ def run(spec: dict) -> dict:
         result["perplexity"] = perplexity(engine, texts)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return result
+
+
+def sequential(engine, texts, spec: dict) -> dict:
+    """The requests one user sends through HTTP, run back to back in process."""
+    started, tokens = time.perf_counter(), 0
+    for i in range(spec["sequential_requests"]):
+        tokens += engine.answer(texts.prompts[i % len(texts.prompts)], spec["new_tokens"])
+    seconds = time.perf_counter() - started
+    return {
+        "requests": spec["sequential_requests"],
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+    }
 
 
 def perplexity(engine, texts) -> dict:

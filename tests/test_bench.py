@@ -102,3 +102,40 @@ def test_unknown_section_is_refused():
 
     with pytest.raises(UsageError, match="--only gpu"):
         bench(only=["gpu"])
+
+
+def test_http_notes_become_throughput_and_percentiles():
+    from tuneloop.bench.http import summarize
+
+    notes = [
+        {"start": 0.0, "first": 0.5, "end": 2.0, "tokens": 20, "ok": True},
+        {"start": 1.0, "first": 1.1, "end": 4.0, "tokens": 40, "ok": True},
+        {"start": 3.0, "first": None, "end": 3.1, "tokens": 0, "ok": False},
+    ]
+    out = summarize(notes)
+    assert out["requests"] == 2 and out["errors"] == 1 and out["tokens"] == 60
+    assert out["tokens_per_s"] == pytest.approx(60 / 4.0)
+    assert out["ttft_p50_s"] == pytest.approx(0.3) and out["e2e_p99_s"] <= 3.0
+    assert summarize(notes[2:]) == {"requests": 0, "errors": 1, "tokens_per_s": 0.0}
+
+
+def test_http_report_states_each_target_and_whether_it_is_met():
+    from tuneloop.bench.report import markdown
+
+    def row(label, users, tps, ttft99):
+        timings = {"ttft_p50_s": 0.1, "ttft_p99_s": ttft99, "e2e_p50_s": 1, "e2e_p99_s": 2}
+        return {"label": label, "users": users, "tokens_per_s": tps, "requests": 9,
+                "errors": 0, **timings}  # fmt: skip
+
+    http = {
+        "rows": [
+            row("tuneloop serve (fused-int8)", 16, 300.0, 0.5),
+            row("llama-server -np 8 (q8_0)", 16, 150.0, 0.4),
+        ],
+        "overhead_ratio": 0.97,
+        "in_process_1_user": {"tokens_per_s": 100.0},
+    }
+    setup = {"machine": "test", "threads": 2, "new_tokens": 8, "load_before": 0.0}
+    text = markdown({"setup": setup, "http": http})
+    assert "**2.00x** tokens/s, p99 TTFT 500 vs 400 ms" in text and "NOT met" in text
+    assert "**97%** of the same requests in process" in text and "95%: met" in text
