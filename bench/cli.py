@@ -111,7 +111,8 @@ def _plan(model_dir: Path | None, all_variants: bool) -> _Plan:
         shipped = llama_peer.shipped_gguf()
     from tuneloop.optimize.artifacts import read_artifact
 
-    name = read_artifact(variants[0].model).get("name") or variants[0].model.name
+    artifact = read_artifact(variants[0].model)
+    name = f"{artifact.get('name')}:{artifact.get('variant') or variants[0].model.name}"
     texts = bench_texts(load_tokenizer(str(reference)), scored=24)
     return _Plan(reference, variants, serve_dir, name, texts, shipped)
 
