@@ -68,7 +68,7 @@ def bench(
         },
         "skipped_sections": {},
     }
-    plan = _plan(model_dir, all_variants)
+    plan = _plan(model_dir, all_variants, served="http" in sections)
     if "inproc" in sections:
         result["inproc"] = _inproc(plan, threads, new_tokens, repeats, deadline)
     if "http" in sections:
@@ -96,9 +96,10 @@ class _Plan:
     notes: list[str] = field(default_factory=list)
 
 
-def _plan(model_dir: Path | None, all_variants: bool) -> _Plan:
+def _plan(model_dir: Path | None, all_variants: bool, served: bool) -> _Plan:
     from tuneloop.base_model import load_tokenizer, resolve_base
     from tuneloop.bench import llama_peer
+    from tuneloop.bench.inproc import Engine
     from tuneloop.bench.texts import bench_texts
 
     if model_dir is not None:
@@ -106,8 +107,8 @@ def _plan(model_dir: Path | None, all_variants: bool) -> _Plan:
         serve_dir = Path(model_dir)
     else:
         reference = resolve_base().path
-        serve_dir = _base_artifacts(reference)
-        variants = _model_dir_engines(serve_dir, all_variants)[1]
+        serve_dir = _base_artifacts(reference, verified=served)
+        variants = [Engine("tuneloop fused-int8", "tuneloop", serve_dir / "fused-int8", "int8")]
         shipped = llama_peer.shipped_gguf()
     from tuneloop.optimize.artifacts import read_artifact
 
@@ -238,9 +239,12 @@ def _model_dir_engines(model_dir: Path, all_variants: bool):
     ]
 
 
-def _base_artifacts(reference: Path) -> Path:
-    """The embedded model exported (fused graph), quantized to int8 and verified (quality
-    only) once, as an optimized folder in the cache that `serve --model-dir` accepts."""
+def _base_artifacts(reference: Path, verified: bool) -> Path:
+    """The embedded model exported (fused graph) and quantized to int8 once, in the cache.
+
+    With `verified`, the gate (quality only) runs once too, so that `serve --model-dir`
+    accepts the folder. The in-process section judges quality itself on its own text, with
+    the gate's thresholds, so it needs no verdict."""
     from tuneloop.optimize.artifacts import read_artifact
     from tuneloop.optimize.export import export_onnx
     from tuneloop.optimize.quantize import quantize_model
@@ -253,7 +257,7 @@ def _base_artifacts(reference: Path) -> Path:
         if not (fp32 / "model.onnx").is_file():
             export_onnx(reference, fp32, force=True, fmt="onnx-fused")
         quantize_model(fp32, "int8", int8, force=True)
-    if read_artifact(int8).get("gate", {}).get("status") != "passed":
+    if verified and read_artifact(int8).get("gate", {}).get("status") != "passed":
         _verify(reference, int8)
     return root
 
