@@ -91,3 +91,15 @@ def test_batch_wider_than_the_initial_slot_capacity(backend):
     cases = [(tokenizer.encode(PROMPTS[0]), 12, 1), (long_prompt, 8, 1)]
     together = run(backend, cases, gap_steps=3, prefill_chunk=64)
     assert together == [run(backend, [case])[0] for case in cases]
+
+
+def test_the_server_loads_a_fused_variant_with_the_slot_runner(backend):
+    """What `serve --model-dir` does for each variant: a lane whose scheduler drives slots."""
+    from tuneloop.serve.loading import _load_lane
+    from tuneloop.serve.settings import Settings
+    from tuneloop.serve.slot_runner import SlotRunner
+
+    spec = ModelSpec("fused", "onnx", backend.info.path)
+    lane = _load_lane(spec, Settings(max_batch_size=3))
+    runner = lane.scheduler.runner
+    assert isinstance(runner, SlotRunner) and runner.cache.slots == 3
