@@ -40,8 +40,7 @@ def manifest_files() -> list[Path]:
 def test_dockerfile_lints_clean():
     result = subprocess.run(
         [tool("hadolint"), "--failure-threshold", "info", str(DEPLOY / "Dockerfile")],
-        capture_output=True,
-        text=True,
+        capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -53,19 +52,14 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck_on_a_served_route():
     assert re.search(r"^USER 10001", text, re.M), "the runtime stage must not run as root"
     assert "/health" in text.split("HEALTHCHECK", 1)[1].split("\n\n", 1)[0]
     assert text.count("FROM ") >= 2, "multi-stage: the build tools stay out of the image"
-    assert "ARG VARIANT=cpu" in text and '"$VARIANT" = "cuda"' in text
+    assert 'ARG VARIANT=cpu' in text and '"$VARIANT" = "cuda"' in text
 
 
 def test_compose_file_matches_the_compose_specification():
     result = subprocess.run(
-        [
-            tool("check-jsonschema"),
-            "--builtin-schema",
-            "vendor.compose-spec",
-            str(DEPLOY / "compose.yaml"),
-        ],
-        capture_output=True,
-        text=True,
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec",
+         str(DEPLOY / "compose.yaml")],
+        capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -85,8 +79,7 @@ def test_compose_mounts_exist_and_drain_fits_the_stop_grace():
 def test_prometheus_config_is_valid():
     result = subprocess.run(
         [tool("promtool"), "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml")],
-        capture_output=True,
-        text=True,
+        capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -108,8 +101,7 @@ def rendered(request) -> dict[str, dict]:
     kubectl = tool("kubectl")
     result = subprocess.run(
         [kubectl, "kustomize", str(KUBE / "overlays" / request.param)],
-        capture_output=True,
-        text=True,
+        capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stderr
     docs = [d for d in yaml.safe_load_all(result.stdout) if d]
