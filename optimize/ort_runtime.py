@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from tuneloop.errors import MissingDependencyError, ModelLoadError
+from tuneloop.optimize.kv_slots import is_gqa_graph
 from tuneloop.optimize.runtime import CausalLM, folder_tokenizer, position_ids
 
 ONNX_FILE = "model.onnx"
@@ -40,13 +41,13 @@ class OrtCausalLM(CausalLM):
         )
         self.present_names = [n.replace("past_key_values.", "present.") for n in self.past_names]
         self.has_position_ids = "position_ids" in inputs
-        self.supports_padding = self.has_position_ids
         shape = inputs[self.past_names[0]].shape  # [batch, kv heads, past length, head dim]
         self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
         self.kv_dtype = np.float16 if "float16" in inputs[self.past_names[0]].type else np.float32
 
     @classmethod
-    def load(cls, folder: Path, threads: int | None = None) -> OrtCausalLM:
+    def load(cls, folder: Path, threads: int | None = None) -> CausalLM:
+        """The variant in `folder`; a fused (GroupQueryAttention) graph gets the slot cache."""
         try:
             import onnxruntime as ort
         except ImportError as exc:
@@ -62,6 +63,10 @@ class OrtCausalLM(CausalLM):
             )
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise ModelLoadError(f"{path}: onnxruntime cannot load it ({exc})") from exc
+        if is_gqa_graph(session):
+            from tuneloop.optimize.fused_runtime import FusedCausalLM
+
+            return FusedCausalLM(folder, folder_tokenizer(folder), session)
         return cls(folder, folder_tokenizer(folder), session)
 
     def new_state(self, batch_size: int):

@@ -48,9 +48,6 @@ class CausalLM:
     """A loaded model variant; subclasses implement `forward`, `new_state` and `load`."""
 
     backend = ""
-    supports_padding = True
-    """False for graphs that derive positions from the mask and assume no left padding (the
-    fused onnxruntime-genai graph): prompts of different lengths then run one by one."""
 
     def __init__(self, folder: Path, tokenizer) -> None:
         self.folder = Path(folder)
@@ -78,8 +75,6 @@ class CausalLM:
         self, prompts: list[list[int]], max_new_tokens: int, stop_at_eos: bool = True
     ) -> Generation:
         """Greedy generation for a batch of tokenized prompts (left-padded together)."""
-        if not self.supports_padding and len({len(p) for p in prompts}) > 1:
-            return self._one_by_one(prompts, max_new_tokens, stop_at_eos)
         # 1) pad and prefill
         width = max(len(p) for p in prompts)
         ids = np.array([[self.pad_id] * (width - len(p)) + p for p in prompts], dtype=np.int64)
@@ -107,16 +102,6 @@ class CausalLM:
             steps += 1
         decode = time.perf_counter() - started
         return Generation(tokens, int(mask[:, :width].sum()), prefill, decode, steps)
-
-    def _one_by_one(self, prompts, max_new_tokens: int, stop_at_eos: bool) -> Generation:
-        runs = [self.generate([p], max_new_tokens, stop_at_eos) for p in prompts]
-        return Generation(
-            [r.tokens[0] for r in runs],
-            sum(r.prompt_tokens for r in runs),
-            sum(r.prefill_seconds for r in runs),
-            sum(r.decode_seconds for r in runs),
-            sum(r.decode_steps for r in runs) // len(runs),
-        )
 
 
 def position_ids(attention_mask: np.ndarray, new_tokens: int) -> np.ndarray:

@@ -152,7 +152,11 @@ def _load_lane(spec: ModelSpec, settings: Settings) -> Lane:
         info.precision,
         ", ".join(backend.adapters) or "none",
     )
-    runner = BatchRunner(backend, pool_prompts=settings.drift)
+    runner = (
+        backend.runner(limits.max_batch_size)
+        if hasattr(backend, "runner")
+        else BatchRunner(backend, pool_prompts=settings.drift)
+    )
     return Lane(spec.name, backend, Scheduler(spec.name, runner, limits), spec.aliases)
 
 

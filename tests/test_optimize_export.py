@@ -96,7 +96,6 @@ def test_batched_generation_equals_one_by_one(backend, request, smollm2_tokenize
     batched = model.generate(prompts, 10, stop_at_eos=False)
     assert batched.tokens == [model.generate([p], 10, stop_at_eos=False).tokens[0] for p in prompts]
     assert batched.decode_steps == 9 and batched.decode_tokens_per_s > 0
-    assert model.supports_padding == (backend != "fused")
 
 
 def _matmulnbits_bits(folder) -> dict[str, int]:

@@ -43,6 +43,7 @@ class OnnxBackend:
         self._kv_heads, self._head_dim = first.shape[1], first.shape[3]
         self._kv_dtype = ONNX_TYPES.get(first.type, np.float32)
         self._has_positions = "position_ids" in inputs
+        self.fused = "past_key_values.0.key" in inputs and not self._has_positions
         self._outputs = ["logits"] + [
             f"present.{i}.{part}" for i in range(self._layers) for part in ("key", "value")
         ]
@@ -75,7 +76,19 @@ class OnnxBackend:
 
     unload_adapter = load_adapter
 
+    def runner(self, max_rows: int):
+        """The runner that drives this variant: slots for the fused graph, else left padding."""
+        if self.fused:
+            from tuneloop.serve.slot_runner import SlotRunner
+
+            return SlotRunner(self, max_rows)
+        from tuneloop.serve.batch_runner import BatchRunner
+
+        return BatchRunner(self)
+
     def forward(self, batch: ForwardInput) -> tuple[torch.Tensor, KV]:
+        if self.fused:
+            raise ModelLoadError(f"{self.info.path}: a fused graph runs only through runner()")
         rows = batch.input_ids.shape[0]
         feeds = {
             "input_ids": batch.input_ids.numpy(),

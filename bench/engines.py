@@ -1,0 +1,208 @@
+"""The engines `tuneloop bench` compares in process, behind one small interface.
+
+Each engine takes token ids (never text), so every engine sees exactly the same input:
+- `generate(prompts, new_tokens)`: greedy, end token ignored so every engine produces the
+  same number of tokens; returns the phases' timings;
+- `logits(ids)`: teacher-forced logits [T, vocab] of one sequence, for perplexity.
+
+Engines: `tuneloop` (any variant folder `load_causal_lm` reads: the fused slot-cache loop,
+the optimum graph or torch), `transformers` (its own `generate`, torch eager) and `llama.cpp`
+(llama-cpp-python's bindings to the C API: one `llama_decode` per step over all sequences,
+like llama.cpp's batched example, so batch 8 is a real batch there too).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Timing:
+    prompt_tokens: int
+    prefill_s: float
+    """Prompt processing until the first new token of every row is known (= time to first
+    token: no engine streams a row's first token before its batch's prefill ends)."""
+    decode_tokens: int
+    """Tokens produced after the first one, all rows together."""
+    decode_s: float
+
+    def to_json(self) -> dict:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "ttft_s": self.prefill_s,
+            "prefill_tok_s": self.prompt_tokens / self.prefill_s if self.prefill_s else 0.0,
+            "decode_tok_s": self.decode_tokens / self.decode_s if self.decode_s else 0.0,
+        }
+
+
+class TuneloopEngine:
+    def __init__(self, folder: Path, threads: int) -> None:
+        from tuneloop.optimize.runtime import load_causal_lm
+
+        self.model = load_causal_lm(Path(folder), threads)
+
+    def generate(self, prompts: list[list[int]], new_tokens: int) -> Timing:
+        run = self.model.generate(prompts, new_tokens, stop_at_eos=False)
+        produced = run.decode_steps * len(prompts)
+        return Timing(run.prompt_tokens, run.prefill_seconds, produced, run.decode_seconds)
+
+    def logits(self, ids: list[int]) -> np.ndarray:
+        return self.model.sequence_logits(ids)
+
+    def answer(self, prompt: list[int], max_tokens: int) -> int:
+        """Tokens of one greedy answer that stops at the end token, as a server's would."""
+        return len(self.model.generate([prompt], max_tokens, stop_at_eos=True).tokens[0])
+
+
+class TransformersEngine:
+    def __init__(self, folder: Path, threads: int) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32)
+        self.model.eval()
+
+    def generate(self, prompts: list[list[int]], new_tokens: int) -> Timing:
+        torch = self.torch
+        width = max(len(p) for p in prompts)
+        ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+        clock = _FirstTokenClock()
+        with torch.inference_mode():
+            started = time.perf_counter()
+            self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                do_sample=False,
+                pad_token_id=0,
+                streamer=clock,
+            )
+            ended = time.perf_counter()
+        first = clock.first_token_at - started
+        produced = (new_tokens - 1) * len(prompts)
+        return Timing(sum(len(p) for p in prompts), first, produced, ended - started - first)
+
+    def logits(self, ids: list[int]) -> np.ndarray:
+        with self.torch.inference_mode():
+            return self.model(input_ids=self.torch.tensor([ids])).logits[0].float().numpy()
+
+
+class _FirstTokenClock:
+    """A generate() streamer that only notes when the first new token arrives."""
+
+    def __init__(self) -> None:
+        self.calls, self.first_token_at = 0, 0.0
+
+    def put(self, value) -> None:
+        self.calls += 1
+        if self.calls == 2:  # the first call carries the prompt
+            self.first_token_at = time.perf_counter()
+
+    def end(self) -> None:
+        pass
+
+
+class LlamaCppEngine:
+    """A GGUF file through llama.cpp's C API (llama-cpp-python's ctypes bindings)."""
+
+    MAX_ROWS = 8
+    ROW_CONTEXT = 1024
+
+    def __init__(self, gguf: Path, threads: int) -> None:
+        import llama_cpp as api
+
+        self.api = api
+        api.llama_backend_init()
+        _silence(api)
+        model_params = api.llama_model_default_params()
+        self.model = api.llama_model_load_from_file(str(gguf).encode(), model_params)
+        if not self.model:
+            raise RuntimeError(f"llama.cpp cannot load {gguf}")
+        params = api.llama_context_default_params()
+        params.n_ctx = self.MAX_ROWS * self.ROW_CONTEXT
+        params.n_batch = params.n_ubatch = 2048
+        params.n_seq_max = self.MAX_ROWS
+        params.n_threads = params.n_threads_batch = threads
+        self.ctx = api.llama_init_from_model(self.model, params)
+        self.vocab = api.llama_vocab_n_tokens(api.llama_model_get_vocab(self.model))
+        self.batch = api.llama_batch_init(2048, 0, 1)
+
+    def generate(self, prompts: list[list[int]], new_tokens: int) -> Timing:
+        self._clear()
+        started = time.perf_counter()
+        # 1) every prompt in one batch, each its own sequence; logits only at the ends
+        cells = [(tok, pos, row) for row, p in enumerate(prompts) for pos, tok in enumerate(p)]
+        ends = np.cumsum([len(p) for p in prompts]) - 1
+        next_ids = self._decode(cells, set(ends.tolist()))
+        prefill = time.perf_counter() - started
+        # 2) one token per row per step, all rows in one llama_decode
+        started = time.perf_counter()
+        for step in range(new_tokens - 1):
+            cells = [
+                (int(t), len(p) + step, row)
+                for row, (t, p) in enumerate(zip(next_ids, prompts, strict=True))
+            ]
+            next_ids = self._decode(cells, set(range(len(cells))))
+        decode = time.perf_counter() - started
+        produced = (new_tokens - 1) * len(prompts)
+        return Timing(sum(len(p) for p in prompts), prefill, produced, decode)
+
+    def logits(self, ids: list[int]) -> np.ndarray:
+        self._clear()
+        cells = [(tok, pos, 0) for pos, tok in enumerate(ids)]
+        self._fill(cells, set(range(len(cells))))
+        self._run()
+        return np.stack([self._row(i).copy() for i in range(len(ids))])
+
+    def _decode(self, cells, wanted: set[int]) -> np.ndarray:
+        """Run one batch; the greedy next token of every cell in `wanted`, in cell order."""
+        self._fill(cells, wanted)
+        self._run()
+        return np.array([int(self._row(i).argmax()) for i in sorted(wanted)])
+
+    def _fill(self, cells, wanted: set[int]) -> None:
+        batch = self.batch
+        for i, (token, pos, seq) in enumerate(cells):
+            batch.token[i], batch.pos[i] = token, pos
+            batch.n_seq_id[i], batch.seq_id[i][0] = 1, seq
+            batch.logits[i] = i in wanted
+        batch.n_tokens = len(cells)
+
+    def _run(self) -> None:
+        status = self.api.llama_decode(self.ctx, self.batch)
+        if status != 0:
+            raise RuntimeError(f"llama_decode failed with status {status}")
+
+    def _row(self, index: int) -> np.ndarray:
+        pointer = self.api.llama_get_logits_ith(self.ctx, index)
+        return np.ctypeslib.as_array(pointer, shape=(self.vocab,))
+
+    def _clear(self) -> None:
+        self.api.llama_memory_clear(self.api.llama_get_memory(self.ctx), True)
+
+
+def _silence(api) -> None:
+    """Keep llama.cpp's load log off the worker's output (the bench reads JSON from it)."""
+    import ctypes
+
+    @ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
+    def quiet(level, text, user_data):  # noqa: ARG001
+        return None
+
+    _silence.keep = quiet  # the callback must outlive this call
+    api.llama_log_set(quiet, ctypes.c_void_p(0))
+
+
+ENGINES = {
+    "tuneloop": TuneloopEngine,
+    "transformers": TransformersEngine,
+    "llama.cpp": LlamaCppEngine,
+}

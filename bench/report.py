@@ -1,0 +1,224 @@
+"""Write a bench run as Markdown (tables and ratios), JSON (everything) and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tuneloop.bench.inproc import MAX_PPL_CHANGE, MIN_TOP1, decode
+
+TARGET_DECODE_B1 = 1.5
+"""Target: batch-1 decode of tuneloop's fastest passing artifact vs llama.cpp's best."""
+TARGET_HTTP_16 = 1.5
+"""Target: aggregate tokens/s at 16 streaming users vs llama-server -np 8."""
+TARGET_OVERHEAD = 0.95
+"""Target: tokens/s through HTTP at 1 user vs the same engine in process."""
+
+
+def write_report(result: dict, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "bench.json", out / "bench.md"]
+    paths[0].write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    paths[1].write_text(markdown(result), encoding="utf-8")
+    if "inproc" in result and _chart(result["inproc"], out / "bench.png"):
+        paths.append(out / "bench.png")
+    if "http" in result and _http_chart(result["http"], out / "bench-http.png"):
+        paths.append(out / "bench-http.png")
+    return paths
+
+
+def markdown(result: dict) -> str:
+    setup = result["setup"]
+    lines = [
+        "# tuneloop bench",
+        "",
+        f"{setup['machine']}; {setup['threads']} threads for every engine; greedy, "
+        f"{setup['new_tokens']} new tokens (end token ignored), the same token ids for every "
+        f"engine; load average before the run {setup['load_before']}, after "
+        f"{result.get('load_after', '?')}. Only ratios within this run mean anything.",
+        "",
+    ]
+    if "inproc" in result:
+        lines += _inproc_markdown(result["inproc"])
+    if "http" in result:
+        lines += _http_markdown(result["http"])
+    for name, reason in result.get("skipped_sections", {}).items():
+        lines += [f"## {name}", "", f"Not run: {reason}", ""]
+    return "\n".join(lines)
+
+
+def _inproc_markdown(section: dict) -> list[str]:
+    lines = [
+        "## In process",
+        "",
+        "| engine | precision | decode tok/s b1 | b8 | prefill tok/s b1 | TTFT b1 ms "
+        "| peak RSS MB | perplexity | change | top-1 agree | quality |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in section["rows"]:
+        if "skipped" in row:
+            lines.append(f"| {row['label']} | {row['precision']} | {row['skipped']} |||||||||")
+            continue
+        b1 = row["batches"].get("1", {})
+        quality = row.get("quality", {})
+        verdict = "pass" if quality.get("passes") else "FAIL"
+        if _is_reference(row):
+            verdict = "reference"
+        lines.append(
+            f"| {row['label']} | {row['precision']} | {decode(row, '1'):.1f} "
+            f"| {decode(row, '8'):.1f} | {b1.get('prefill_tok_s', 0):.0f} "
+            f"| {1000 * b1.get('ttft_s', 0):.0f} | {row['peak_rss_mb']:.0f} "
+            f"| {quality.get('ppl', 0):.3f} | {100 * quality.get('ppl_change', 0):+.2f}% "
+            f"| {quality.get('top1_agreement', 0):.4f} | {verdict} |"
+        )
+    lines += [
+        "",
+        f"Quality: perplexity of the reference answers and top-1 agreement with transformers "
+        f"fp32, teacher-forced on the same token ids; `pass` = change at most "
+        f"+{100 * MAX_PPL_CHANGE:.0f}% and agreement at least {MIN_TOP1} (the int8 gate).",
+        "",
+    ]
+    for title, key in (
+        ("variants that pass the whole gate (perplexity and top-1 agreement)", "ratios"),
+        (
+            "variants with perplexity within +2% of fp32 (the speed target's condition)",
+            "ratios_ppl",
+        ),
+    ):
+        lines += [f"### Ratios: fastest tuneloop vs each peer's fastest, {title}", ""]
+        lines += _ratio_lines(section.get(key, {})) or ["- no tuneloop variant qualifies"]
+        lines.append("")
+    return lines
+
+
+def _ratio_lines(ratios: dict) -> list[str]:
+    lines = []
+    for key, ratio in ratios.items():
+        target = ""
+        if key == "decode_b1_vs_llama.cpp":
+            met = "met" if ratio["ratio"] >= TARGET_DECODE_B1 else "NOT met"
+            target = f" (target {TARGET_DECODE_B1}x: {met})"
+        lines.append(
+            f"- {key.replace('_', ' ')}: **{ratio['ratio']:.2f}x** "
+            f"({ratio['tuneloop']} vs {ratio['peer']}){target}"
+        )
+    return lines
+
+
+def _http_markdown(section: dict) -> list[str]:
+    lines = [
+        "## HTTP (locust, streaming users, greedy)",
+        "",
+        "| server | users | generated tok/s | TTFT p50 ms | TTFT p99 ms | e2e p50 s | e2e p99 s "
+        "| requests | errors |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in section["rows"]:
+        if "skipped" in row:
+            lines.append(f"| {row['label']} | - | {row['skipped']} |||||||")
+        elif not row.get("requests"):
+            lines.append(f"| {row['label']} | {row['users']} | no request finished "
+                         f"| | | | | 0 | {row.get('errors', 0)} |")  # fmt: skip
+        else:
+            lines.append(
+                f"| {row['label']} | {row['users']} | {row['tokens_per_s']:.1f} "
+                f"| {1000 * row['ttft_p50_s']:.0f} | {1000 * row['ttft_p99_s']:.0f} "
+                f"| {row['e2e_p50_s']:.2f} | {row['e2e_p99_s']:.2f} | {row['requests']} "
+                f"| {row['errors']} |"
+            )
+    lines += ["", *_http_ratios(section), ""]
+    return lines
+
+
+def _http_ratios(section: dict) -> list[str]:
+    rows = [r for r in section["rows"] if r.get("requests")]
+    lines = []
+    at16 = {r["label"].split(" ")[0]: r for r in rows if r["users"] == 16}
+    if "tuneloop" in at16 and "llama-server" in at16:
+        ours, theirs = at16["tuneloop"], at16["llama-server"]
+        ratio = ours["tokens_per_s"] / theirs["tokens_per_s"]
+        met = ratio >= TARGET_HTTP_16 and ours["ttft_p99_s"] <= theirs["ttft_p99_s"]
+        lines.append(
+            f"- 16 users, tuneloop vs llama-server: **{ratio:.2f}x** tokens/s, p99 TTFT "
+            f"{1000 * ours['ttft_p99_s']:.0f} vs {1000 * theirs['ttft_p99_s']:.0f} ms "
+            f"(target {TARGET_HTTP_16}x and p99 TTFT no worse: {'met' if met else 'NOT met'})"
+        )
+    if "overhead_ratio" in section:
+        ratio = section["overhead_ratio"]
+        inproc = section["in_process_1_user"]["tokens_per_s"]
+        lines.append(
+            f"- server overhead at 1 user: HTTP tokens/s = **{100 * ratio:.0f}%** of the same "
+            f"requests in process ({inproc:.1f} tok/s; target {100 * TARGET_OVERHEAD:.0f}%: "
+            f"{'met' if ratio >= TARGET_OVERHEAD else 'NOT met'})"
+        )
+    return lines
+
+
+def _http_chart(section: dict, path: Path) -> bool:
+    rows = [r for r in section["rows"] if r.get("requests")]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    servers = list(dict.fromkeys(r["label"] for r in rows))
+    users = sorted({r["users"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    width = 0.8 / len(servers)
+    for i, server in enumerate(servers):
+        values = [
+            next((r["tokens_per_s"] for r in rows if r["label"] == server and r["users"] == u), 0)
+            for u in users
+        ]
+        ax.bar([x + i * width for x in range(len(users))], values, width=width, label=server)
+    ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(users))])
+    ax.set_xticklabels([f"{u} users" for u in users])
+    ax.set_ylabel("generated tokens/s, all users")
+    ax.legend(fontsize="small")
+    fig.suptitle("tuneloop bench, HTTP (streaming, greedy)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _chart(section: dict, path: Path) -> bool:
+    rows = [r for r in section["rows"] if "batches" in r]
+    if not rows:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [r["label"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * len(rows) + 1.8))
+    for ax, batch in zip(axes, ("1", "8"), strict=True):
+        values = [decode(r, batch) for r in rows]
+        colors = [_color(r) for r in rows]
+        ax.barh(labels, values, color=colors)
+        for y, value in enumerate(values):
+            ax.text(value, y, f" {value:.0f}", va="center", fontsize=8)
+        ax.set_title(f"decode tokens/s, batch {batch}")
+        ax.invert_yaxis()
+        ax.set_xlim(0, max(values + [1]) * 1.2)
+    axes[1].set_yticklabels([])
+    fig.suptitle("tuneloop bench, in process (grey: fails the quality gate)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _is_reference(row: dict) -> bool:
+    return row["engine"] == "transformers" and row["precision"] == "fp32"
+
+
+def _color(row: dict) -> str:
+    if _is_reference(row):
+        return "#4c72b0"
+    if not row.get("quality", {}).get("passes"):
+        return "#bbbbbb"
+    return {"tuneloop": "#dd8452", "llama.cpp": "#55a868"}.get(row["engine"], "#8172b2")

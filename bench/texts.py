@@ -1,0 +1,57 @@
+"""The text every engine of `tuneloop bench` sees: the same token ids for all of them.
+
+Prompts are the demo set's held-out examples (a seeded 10% split) through the chat template,
+with the generation prompt added; the perplexity text is the same examples with their
+reference answers. Everything is tokenized once, by the model's own tokenizer, and handed
+to each engine as token ids, so no engine's tokenizer can change what is measured (the GGUF
+of the embedded model carries the same vocabulary).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BenchTexts:
+    prompts: list[list[int]]
+    """Chat prompts (generation prompt included), one per batch row."""
+    scored: list[list[int]]
+    """Prompt + reference answer: the sequences perplexity is measured on."""
+    answer_starts: list[int]
+    """Index of the first answer token in each scored sequence (perplexity counts from it)."""
+    messages: list[list[dict]] = field(default_factory=list)
+    """The chat messages behind `prompts`, for engines behind HTTP (they apply the template)."""
+
+    def to_json(self) -> dict:
+        return {
+            "prompts": self.prompts,
+            "scored": self.scored,
+            "answer_starts": self.answer_starts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> BenchTexts:
+        return cls(data["prompts"], data["scored"], data["answer_starts"])
+
+
+def bench_texts(tokenizer, data: Path | None = None, prompts: int = 8, scored: int = 16):
+    """`prompts` chat prompts and `scored` prompt+answer sequences from the held-out split."""
+    from tuneloop.data_formats import prompt_and_completion, read_examples
+    from tuneloop.demo import DEMO_DATA
+    from tuneloop.train.split import split_indices
+
+    examples = read_examples(Path(data) if data else DEMO_DATA)
+    held_out = split_indices(len(examples), val=0.1, test=0.1, seed=0)["test"]
+    chosen = [examples[i] for i in held_out[: max(prompts, scored)]]
+    prompt_ids, full_ids, starts, chats = [], [], [], []
+    for example in chosen:
+        messages, answer = prompt_and_completion(example)
+        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+        full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": answer}])
+        prompt_ids.append(list(prompt))
+        full_ids.append(list(full))
+        starts.append(len(prompt))
+        chats.append(messages)
+    return BenchTexts(prompt_ids[:prompts], full_ids[:scored], starts[:scored], chats[:prompts])

@@ -1,0 +1,78 @@
+"""One engine, one fresh process: speed at each batch size, perplexity, peak memory.
+
+`python -m tuneloop.bench.worker SPEC.json` reads what to run (engine, model path, threads,
+the token ids of `texts.BenchTexts`, new tokens, batch sizes, repeats) and prints one JSON
+line with the results. A fresh process per engine keeps peak RSS honest (nothing of another
+engine stays resident) and keeps one engine's thread pools away from the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def run(spec: dict) -> dict:
+    from tuneloop.bench.engines import ENGINES
+    from tuneloop.bench.texts import BenchTexts
+
+    texts = BenchTexts.from_json(spec["texts"])
+    started = time.perf_counter()
+    engine = ENGINES[spec["engine"]](spec["model"], spec["threads"])
+    result: dict = {"load_s": time.perf_counter() - started, "batches": {}}
+    engine.generate(texts.prompts[:1], 8)  # warm-up: allocators, kernels, caches
+    if spec.get("sequential_requests"):
+        result["sequential"] = sequential(engine, texts, spec)
+        return result
+    for size in spec["batch_sizes"]:
+        prompts = [texts.prompts[i % len(texts.prompts)] for i in range(size)]
+        runs = [engine.generate(prompts, spec["new_tokens"]) for _ in range(spec["repeats"])]
+        best = max(runs, key=lambda r: r.decode_tokens / r.decode_s)  # least disturbed run
+        result["batches"][str(size)] = best.to_json() | {"batch_size": size}
+    if spec.get("perplexity", True):
+        result["perplexity"] = perplexity(engine, texts)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return result
+
+
+def sequential(engine, texts, spec: dict) -> dict:
+    """The requests one user sends through HTTP, run back to back in process."""
+    started, tokens = time.perf_counter(), 0
+    for i in range(spec["sequential_requests"]):
+        tokens += engine.answer(texts.prompts[i % len(texts.prompts)], spec["new_tokens"])
+    seconds = time.perf_counter() - started
+    return {
+        "requests": spec["sequential_requests"],
+        "tokens": tokens,
+        "seconds": seconds,
+        "tokens_per_s": tokens / seconds,
+    }
+
+
+def perplexity(engine, texts) -> dict:
+    """exp(mean negative log-likelihood) of the reference answers, teacher-forced, plus each
+    scored position's greedy token (for top-1 agreement between engines)."""
+    nll, count, top1 = 0.0, 0, []
+    for ids, start in zip(texts.scored, texts.answer_starts, strict=True):
+        logits = engine.logits(ids)[start - 1 : len(ids) - 1].astype(np.float64)
+        targets = np.asarray(ids[start:])
+        shifted = logits - logits.max(axis=-1, keepdims=True)
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        nll -= float(log_probs[np.arange(len(targets)), targets].sum())
+        count += len(targets)
+        top1 += logits.argmax(-1).tolist()
+    return {"ppl": float(np.exp(nll / count)), "tokens": count, "top1": top1}
+
+
+def main() -> None:
+    spec = json.loads(Path(sys.argv[1]).read_text(encoding="utf-8"))
+    print(json.dumps(run(spec)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The forward passes of a fused (GroupQueryAttention) ONNX variant, over a slot KV cache.
+
+Same interface as `BatchRunner`, different cache: the fused graph takes no left padding, so
+every sequence lives left-aligned in a slot of `optimize.kv_slots.KVSlots` (one preallocated
+buffer per layer, appended in place by the operator). The running sequences sit in slots
+0..B-1, in the order of `self.rows`, so one decode run covers them all; a job whose prompt is
+still being prefilled holds a slot above them. Joining copies a prompt's cache into the next
+free running slot(s); leaving moves the last running row into the hole, so the rows stay
+packed and no step copies more than the few sequences that joined or left.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from tuneloop.serve.jobs import Job, Sequence
+
+
+class SlotRunner:
+    def __init__(self, backend, slots: int) -> None:
+        from tuneloop.optimize.kv_slots import KVSlots
+
+        self.backend = backend
+        self.cache = KVSlots(backend.session, slots)
+        self.rows: list[Sequence] = []
+        self._pending: dict[int, int] = {}
+        """id(job) -> slot holding the job's partial prompt."""
+
+    @property
+    def cache_cells(self) -> int:
+        """Token cells the slots hold (what bounds the runner's memory)."""
+        return self.cache.slots * self.cache.capacity
+
+    def prefill(self, chunks: list[tuple[Job, list[int]]]) -> torch.Tensor:
+        """Run each job's next prompt chunk in its own slot; the logits after each chunk."""
+        logits = []
+        for job, tokens in chunks:
+            slot = self._pending.get(id(job))
+            if slot is None:
+                slot = self._pending[id(job)] = self._free_slot()
+                self.cache.clear(slot)
+            logits.append(torch.from_numpy(self.cache.prefill(slot, tokens).copy()))
+        return torch.stack(logits)
+
+    def join(self, job: Job, sequences: list[Sequence]) -> None:
+        """Copy a prefilled prompt into the next running slot(s), one per continuing choice."""
+        slot = self._pending.pop(id(job))
+        for seq in sequences:
+            target = len(self.rows)
+            self._vacate(target, keep=slot)
+            self.cache.move(slot, target)
+            self.rows.append(seq)
+        if slot >= len(self.rows):
+            self.cache.clear(slot)
+
+    def discard(self, job: Job) -> None:
+        """Forget a job's partial prompt (cancelled while prefilling)."""
+        slot = self._pending.pop(id(job), None)
+        if slot is not None:
+            self.cache.clear(slot)
+
+    def decode(self) -> torch.Tensor:
+        """One token for every running row: the logits [rows, vocab] for the next token."""
+        tokens = np.fromiter((seq.last_token for seq in self.rows), dtype=np.int64)
+        return torch.from_numpy(self.cache.decode(tokens).copy())
+
+    def release(self, leaving: set[Sequence]) -> None:
+        """Remove finished sequences, moving the last running rows into their slots."""
+        row = 0
+        while row < len(self.rows):
+            if self.rows[row] not in leaving:
+                row += 1
+                continue
+            last = len(self.rows) - 1
+            self.cache.move(last, row)
+            self.cache.clear(last)
+            self.rows[row] = self.rows[last]
+            self.rows.pop()
+
+    def reset(self) -> None:
+        """Forget every cache (after a failed forward pass, the cache can't be trusted)."""
+        for slot in range(self.cache.slots):
+            self.cache.clear(slot)
+        self.rows, self._pending = [], {}
+
+    def _free_slot(self) -> int:
+        """The highest slot nobody holds (running rows grow from slot 0 upwards)."""
+        held = set(self._pending.values())
+        for slot in range(self.cache.slots - 1, len(self.rows) - 1, -1):
+            if slot not in held:
+                return slot
+        raise RuntimeError("no free KV slot: the scheduler admitted more rows than slots")
+
+    def _vacate(self, slot: int, keep: int) -> None:
+        """Move the partial prompt in `slot` (if any, and not `keep`) to another free slot."""
+        for job_id, held in self._pending.items():
+            if held == slot and held != keep:
+                target = self._free_slot_except({slot, keep})
+                self.cache.move(slot, target)
+                self._pending[job_id] = target
+                return
+
+    def _free_slot_except(self, taken: set[int]) -> int:
+        held = set(self._pending.values()) | taken
+        for slot in range(self.cache.slots - 1, len(self.rows), -1):
+            if slot not in held:
+                return slot
+        raise RuntimeError("no free KV slot: the scheduler admitted more rows than slots")

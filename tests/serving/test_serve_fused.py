@@ -1,0 +1,105 @@
+"""A fused (GroupQueryAttention) ONNX variant under continuous batching: the slot KV cache.
+
+The fused graph takes no left padding, so the server drives it through `SlotRunner`: each
+sequence in its own left-aligned slot, the running ones packed into slots 0..B-1. Whatever
+joins, leaves, is prefilled in chunks or asks for several choices, every sequence must get
+the tokens it gets alone, and those must be the merged model's own greedy tokens.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.test_serve_onnx import merged_dir  # noqa: F401  (a module fixture, reused)
+from serving.test_serve_torch_backend import PROMPTS, generate_alone
+from tuneloop.serve.jobs import new_job
+from tuneloop.serve.lanes import ModelSpec
+from tuneloop.serve.requests import GenerationRequest, SamplingParams
+from tuneloop.serve.scheduler import Scheduler, SchedulerLimits
+
+pytest.importorskip("onnxruntime_genai", reason="the fused graph is in the [fused] extra")
+
+
+@pytest.fixture(scope="module")
+def backend(merged_dir):  # noqa: F811
+    from tuneloop.optimize.export import export_onnx
+    from tuneloop.serve.backends.onnx_backend import OnnxBackend
+
+    folder = export_onnx(merged_dir, merged_dir.parent / "fused-fp32", fmt="onnx-fused")[0]
+    return OnnxBackend.load(ModelSpec("fused", "onnx", folder))
+
+
+def run(backend, cases, gap_steps=2, **limits):
+    """Submit (prompt ids, max tokens, choices) cases `gap_steps` apart; every choice's tokens."""
+    limits = {"max_batch_size": 8, **limits}
+    runner = backend.runner(limits["max_batch_size"])
+    scheduler = Scheduler("fused", runner, SchedulerLimits(**limits))
+    jobs = []
+    for i, (prompt_ids, max_tokens, n) in enumerate(cases):
+        params = SamplingParams(max_tokens, 0, n=n)
+        request = GenerationRequest(f"r{i}", "fused", tuple(prompt_ids), params)
+        jobs.append(new_job(request, backend.tokenizer, lambda e: None, lane="fused", now=0))
+        scheduler.add(jobs[-1])
+        for _ in range(gap_steps):
+            scheduler.step()
+    while scheduler.has_work():
+        scheduler.step()
+    assert runner.rows == [] and runner._pending == {}, "every slot is given back"
+    return [[seq.token_ids for seq in job.sequences] for job in jobs]
+
+
+def test_the_fused_backend_uses_the_slot_runner(backend):
+    from tuneloop.serve.slot_runner import SlotRunner
+
+    assert backend.fused and isinstance(backend.runner(4), SlotRunner)
+
+
+def test_staggered_batch_of_different_lengths_equals_the_merged_model_alone(
+    backend,
+    merged_dir,  # noqa: F811
+):
+    tokenizer = backend.tokenizer
+    cases = [(tokenizer.encode(p), 6 + 3 * i, 1) for i, p in enumerate(PROMPTS)]
+    batched = run(backend, cases, prefill_chunk=5)
+    for (prompt_ids, max_tokens, _), outputs in zip(cases, batched, strict=True):
+        assert outputs[0] == generate_alone(merged_dir, None, prompt_ids, max_tokens)
+
+
+def test_batch_equals_single_with_choices_and_rows_leaving_in_any_order(backend):
+    """Rows leave from the middle (short answers first) and jobs join while others prefill."""
+    tokenizer = backend.tokenizer
+    cases = [
+        (tokenizer.encode(PROMPTS[2]), 14, 1),
+        (tokenizer.encode(PROMPTS[1]), 3, 2),
+        (tokenizer.encode(PROMPTS[0]), 9, 1),
+        (tokenizer.encode(PROMPTS[3]), 2, 1),
+        (tokenizer.encode(PROMPTS[1] + " again"), 11, 3),
+    ]
+    together = run(backend, cases, gap_steps=1, prefill_chunk=3, max_step_tokens=8)
+    for case, outputs in zip(cases, together, strict=True):
+        alone = run(backend, [case])[0]
+        assert outputs == alone
+        assert len({tuple(o) for o in outputs}) == 1, "greedy choices agree"
+
+
+def test_batch_wider_than_the_initial_slot_capacity(backend):
+    """A prompt past the first capacity makes the slots grow while others are running."""
+    from tuneloop.optimize.kv_slots import MIN_CAPACITY
+
+    tokenizer = backend.tokenizer
+    long_prompt = tokenizer.encode(" ".join(PROMPTS) * 12)[: MIN_CAPACITY + 40]
+    cases = [(tokenizer.encode(PROMPTS[0]), 12, 1), (long_prompt, 8, 1)]
+    together = run(backend, cases, gap_steps=3, prefill_chunk=64)
+    assert together == [run(backend, [case])[0] for case in cases]
+
+
+def test_the_server_loads_a_fused_variant_with_the_slot_runner(backend):
+    """What `serve --model-dir` does for each variant: a lane whose scheduler drives slots."""
+    from tuneloop.serve.loading import _load_lane
+    from tuneloop.serve.settings import Settings
+    from tuneloop.serve.slot_runner import SlotRunner
+
+    spec = ModelSpec("fused", "onnx", backend.info.path)
+    lane = _load_lane(spec, Settings(max_batch_size=3))
+    runner = lane.scheduler.runner
+    assert isinstance(runner, SlotRunner) and runner.cache.slots == 3

@@ -1,0 +1,141 @@
+"""`tuneloop bench`: same token ids for every engine, quality judged alike, ratios, reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tuneloop.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def texts(smollm2_tokenizer):
+    from tuneloop.bench.texts import bench_texts
+
+    return bench_texts(smollm2_tokenizer, prompts=2, scored=2)
+
+
+def test_texts_are_chat_prompts_and_their_answers(texts, smollm2_tokenizer):
+    assert len(texts.prompts) == 2 and len(texts.scored) == 2
+    for prompt, scored, start in zip(texts.prompts, texts.scored, texts.answer_starts, strict=True):
+        assert scored[:start] == prompt, "the scored text starts with the very prompt"
+        assert len(scored) > start
+    assert smollm2_tokenizer.decode(texts.prompts[0]).rstrip().endswith("assistant")
+
+
+@pytest.mark.slow
+def test_engines_on_the_same_weights_agree_and_pass(tiny_model_dir, texts, tmp_path):
+    """transformers' generate and tuneloop's loop over the same weights: same quality, and
+    a row for llama.cpp that says how to install it instead of failing."""
+    from tuneloop.bench.inproc import Engine, InprocOptions, missing_llama_rows, run_inproc
+    from tuneloop.bench.report import write_report
+
+    engines = [
+        Engine("transformers", "transformers", tiny_model_dir, "fp32", reference=True),
+        Engine("tuneloop merged", "tuneloop", tiny_model_dir, "fp32"),
+    ]
+    options = InprocOptions(threads=1, new_tokens=4, batch_sizes=(1, 2), repeats=1)
+    section = run_inproc(engines, texts, options)
+    section["rows"] += missing_llama_rows("not installed: `bash bench/build_llama_cpp.sh`")
+    reference, ours, llama = section["rows"]
+    assert ours["quality"]["ppl_change"] == pytest.approx(0, abs=1e-4)
+    assert ours["quality"]["top1_agreement"] == 1.0 and ours["quality"]["passes"]
+    for row in (reference, ours):
+        assert set(row["batches"]) == {"1", "2"} and row["peak_rss_mb"] > 0
+        assert row["batches"]["2"]["prompt_tokens"] == sum(len(p) for p in texts.prompts)
+        assert row["batches"]["1"]["decode_tok_s"] > 0 and row["batches"]["1"]["ttft_s"] > 0
+    assert "top1" not in ours["perplexity"], "per-position tokens stay out of the report"
+    result = {
+        "setup": {"machine": "test", "threads": 1, "new_tokens": 4, "load_before": 0.0},
+        "inproc": section,
+    }
+    paths = write_report(result, tmp_path)
+    assert {p.name for p in paths} == {"bench.json", "bench.md", "bench.png"}
+    text = (tmp_path / "bench.md").read_text()
+    assert "bash bench/build_llama_cpp.sh" in text and "| tuneloop merged | fp32 |" in text
+    assert json.loads((tmp_path / "bench.json").read_text())["inproc"]["rows"][2] == llama
+
+
+def _row(label, engine, b1, passes):
+    return {
+        "label": label,
+        "engine": engine,
+        "batches": {"1": {"decode_tok_s": b1}, "8": {"decode_tok_s": 4 * b1}},
+        "quality": {"passes": passes},
+    }
+
+
+def test_ratios_compare_the_fastest_passing_rows_only():
+    from tuneloop.bench.inproc import ratios
+
+    rows = [
+        _row("transformers", "transformers", 10.0, True),
+        _row("tuneloop int8", "tuneloop", 150.0, True),
+        _row("tuneloop int4", "tuneloop", 400.0, False),
+        _row("llama.cpp Q8_0", "llama.cpp", 100.0, True),
+        _row("llama.cpp Q4_0", "llama.cpp", 300.0, False),
+    ]
+    out = ratios(rows)
+    assert out["decode_b1_vs_llama.cpp"] == {
+        "tuneloop": "tuneloop int8",
+        "peer": "llama.cpp Q8_0",
+        "ratio": 1.5,
+    }
+    assert out["decode_b8_vs_transformers"]["ratio"] == 15.0
+
+
+def test_missing_llama_cpp_is_reported_with_the_install_command(monkeypatch):
+    import importlib.util
+
+    from tuneloop.bench import llama_peer
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name: None if name == "llama_cpp" else real(name)
+    )
+    assert llama_peer.BUILD_COMMAND in llama_peer.bindings_problem()
+
+
+def test_unknown_section_is_refused():
+    from tuneloop.bench.cli import bench
+
+    with pytest.raises(UsageError, match="--only gpu"):
+        bench(only=["gpu"])
+
+
+def test_http_notes_become_throughput_and_percentiles():
+    from tuneloop.bench.http import summarize
+
+    notes = [
+        {"start": 0.0, "first": 0.5, "end": 2.0, "tokens": 20, "ok": True},
+        {"start": 1.0, "first": 1.1, "end": 4.0, "tokens": 40, "ok": True},
+        {"start": 3.0, "first": None, "end": 3.1, "tokens": 0, "ok": False},
+    ]
+    out = summarize(notes)
+    assert out["requests"] == 2 and out["errors"] == 1 and out["tokens"] == 60
+    assert out["tokens_per_s"] == pytest.approx(60 / 4.0)
+    assert out["ttft_p50_s"] == pytest.approx(0.3) and out["e2e_p99_s"] <= 3.0
+    assert summarize(notes[2:]) == {"requests": 0, "errors": 1, "tokens_per_s": 0.0}
+
+
+def test_http_report_states_each_target_and_whether_it_is_met():
+    from tuneloop.bench.report import markdown
+
+    def row(label, users, tps, ttft99):
+        timings = {"ttft_p50_s": 0.1, "ttft_p99_s": ttft99, "e2e_p50_s": 1, "e2e_p99_s": 2}
+        return {"label": label, "users": users, "tokens_per_s": tps, "requests": 9,
+                "errors": 0, **timings}  # fmt: skip
+
+    http = {
+        "rows": [
+            row("tuneloop serve (fused-int8)", 16, 300.0, 0.5),
+            row("llama-server -np 8 (q8_0)", 16, 150.0, 0.4),
+        ],
+        "overhead_ratio": 0.97,
+        "in_process_1_user": {"tokens_per_s": 100.0},
+    }
+    setup = {"machine": "test", "threads": 2, "new_tokens": 8, "load_before": 0.0}
+    text = markdown({"setup": setup, "http": http})
+    assert "**2.00x** tokens/s, p99 TTFT 500 vs 400 ms" in text and "NOT met" in text
+    assert "**97%** of the same requests in process" in text and "95%: met" in text
