@@ -178,9 +178,14 @@ async def health():
 
 @ops.get("/ready")
 async def ready(state: StateDep):
-    """200 once the models are loaded and a warm-up generation ran; 503 before and when draining."""
+    """200 once the models are loaded and a warm-up generation ran (status `degraded`, with
+    `not_loaded`, when some configured models failed to load); 503 before and when draining."""
     if state.ready and not state.draining:
-        return {"status": "ready", "models": sorted(state.engine.models.ids())}
+        body = {"status": "ready", "models": sorted(state.engine.models.ids())}
+        not_loaded = state.engine.models.not_loaded
+        if not_loaded:  # still ready: the other models serve; the status says what is missing
+            body.update(status="degraded", not_loaded=dict(sorted(not_loaded.items())))
+        return body
     status = "draining" if state.draining else ("failed" if state.load_error else "loading")
     body = {"status": status}
     if state.load_error:

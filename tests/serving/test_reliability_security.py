@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import json
 import logging
+import pickle
 import re
+import shutil
 
 import pytest
 from fastapi.testclient import TestClient
 
 from serving.serve_fakes import FakeBackend, fake_state
+from tuneloop.serve.adapter_folder import inside
 from tuneloop.serve.app import build_app
-from tuneloop.serve.errors import RateLimited
+from tuneloop.serve.errors import AdapterRefused, RateLimited
 from tuneloop.serve.rate_limit import RateLimiter
 from tuneloop.serve.settings import Settings
 
@@ -238,3 +241,105 @@ def test_prompt_text_and_unknown_models_stay_out_of_logs_and_metrics(served, cap
     metrics = client.get("/metrics", headers=bearer(API_KEY)).text
     assert secret not in metrics
     assert 'model="unknown"' in metrics
+
+
+# ---- adapters only from the adapter directory, never pickle ----
+
+
+@pytest.fixture
+def adapter_dir(tmp_path, adapter_root):
+    """An adapter directory with one good adapter, and secrets outside it."""
+    root = tmp_path / "adapters"
+    shutil.copytree(adapter_root / "alpha", root / "alpha")
+    outside = tmp_path / "outside"
+    shutil.copytree(adapter_root / "beta", outside / "beta")
+    (root / "linked-folder").symlink_to(outside / "beta", target_is_directory=True)
+    sneaky = root / "sneaky"
+    sneaky.mkdir()
+    for item in (adapter_root / "alpha").iterdir():
+        if item.name != "adapter_model.safetensors":
+            shutil.copy(item, sneaky / item.name)
+    (sneaky / "adapter_model.safetensors").symlink_to(
+        outside / "beta" / "adapter_model.safetensors"
+    )
+    return root
+
+
+@pytest.mark.parametrize(
+    "path, says",
+    [
+        ("../outside/beta", "leaves the adapter directory"),
+        ("alpha/../../outside/beta", "leaves the adapter directory"),
+        ("/etc", "must be relative"),
+        ("", "must be relative"),
+        ("linked-folder", "leaves the adapter directory"),
+        ("sneaky", "adapter_model.safetensors links outside"),
+    ],
+)
+def test_adapter_paths_that_leave_the_adapter_directory_are_refused(adapter_dir, path, says):
+    with pytest.raises(AdapterRefused, match=re.escape(says)):
+        inside(adapter_dir, path)
+
+
+def test_the_admin_route_refuses_them_with_400(adapter_dir):
+    settings = Settings(admin_key=ADMIN_KEY, adapter_dir=adapter_dir)
+    state = fake_state(settings)
+    with TestClient(build_app(state)) as client:
+        for path in ("../outside/beta", "linked-folder", "sneaky", "/etc/passwd"):
+            response = client.post(
+                "/admin/adapters", json={"name": "x", "path": path}, headers=bearer(ADMIN_KEY)
+            )
+            assert assert_openai_error(response, 400)["param"] == "path"
+    state.engine.stop()
+    assert inside(adapter_dir, "alpha") == (adapter_dir / "alpha").resolve()
+
+
+def write_evil_pickle(path, marker):
+    """A pickle that creates `marker` when it is unpickled."""
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    path.write_bytes(pickle.dumps(Evil()))
+
+
+@pytest.fixture
+def no_torch_load(monkeypatch):
+    import torch
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.load was called on a served file")
+
+    monkeypatch.setattr(torch, "load", refuse)
+
+
+def test_pickle_files_are_never_unpickled(tmp_path, chatty_model_dir, adapter_root, no_torch_load):
+    from tuneloop.base_model import resolve_base
+    from tuneloop.errors import ModelLoadError
+    from tuneloop.serve.backends.torch_backend import TorchBackend
+    from tuneloop.serve.lanes import ModelSpec
+
+    marker = tmp_path / "pwned"
+    # an adapter with only pickle weights is refused, naming the file
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    shutil.copy(adapter_root / "alpha" / "adapter_config.json", pickled)
+    write_evil_pickle(pickled / "adapter_model.bin", marker)
+    backend = TorchBackend.load(ModelSpec("chatty", "torch", chatty_model_dir, threads=1))
+    with pytest.raises(AdapterRefused, match="pickle files are never loaded"):
+        backend.load_adapter("pickled", pickled)
+    # next to safetensors weights, a pickle file is ignored
+    both = tmp_path / "both"
+    shutil.copytree(adapter_root / "alpha", both)
+    write_evil_pickle(both / "adapter_model.bin", marker)
+    backend.load_adapter("both", both)
+    assert backend.adapters == ["both"]
+    # a base model folder with only pickle weights is refused
+    base = tmp_path / "pickled-base"
+    base.mkdir()
+    shutil.copy(chatty_model_dir / "config.json", base)
+    write_evil_pickle(base / "pytorch_model.bin", marker)
+    with pytest.raises(ModelLoadError, match="pickle files are never loaded"):
+        resolve_base(str(base))
+    assert not marker.exists()
