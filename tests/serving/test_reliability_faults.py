@@ -6,8 +6,10 @@ import json
 import logging
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
 
@@ -140,4 +142,54 @@ def test_a_request_refused_midway_leaves_none_of_its_prompts_running():
         )
         assert generated < 100  # not 2 x 2000
         assert client.post("/v1/completions", json=body | {"prompt": [1]}).status_code == 200
+    state.engine.stop()
+
+
+def test_a_tiny_temperature_is_greedy_instead_of_failing_the_whole_batch():
+    from tuneloop.serve.sampling import RowSampling, make_generator, sample
+
+    logits = torch.tensor([[1e4, -1e4, 0.0], [0.0, 50.0, -50.0]])
+    rows = [RowSampling(t, 1.0, make_generator(0)) for t in (1e-300, 1e-4)]
+    assert sample(logits, rows) == [0, 1]
+    state = fake_state(Settings(max_batch_size=4))
+    with TestClient(build_app(state)) as client:
+        bodies = [
+            {"model": "fake", "prompt": [1, 2], "max_tokens": 30, "temperature": t}
+            for t in (5e-324, 1e-38, 0.7)
+        ]
+        with ThreadPoolExecutor(3) as pool:
+            responses = list(pool.map(lambda b: client.post("/v1/completions", json=b), bodies))
+    state.engine.stop()
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    greedy = [r.json()["choices"][0]["text"] for r in responses[:2]]
+    assert greedy[0] == greedy[1]
+
+
+def test_a_tiny_top_p_keeps_the_most_likely_token():
+    from tuneloop.serve.sampling import RowSampling, make_generator, sample
+
+    logits = torch.tensor([[0.0, 3.0, 1.0]])
+    assert sample(logits, [RowSampling(1.0, 5e-324, make_generator(0))]) == [1]
+
+
+@pytest.mark.timeout(60)
+def test_a_failure_while_sampling_the_first_token_ends_the_request(monkeypatch):
+    """A job between prefill and the running batch must not be lost when the step fails."""
+    from tuneloop.serve import scheduler
+
+    real_sample, calls = scheduler.sample, []
+
+    def fail_once(*args):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("simulated sampling failure")
+        return real_sample(*args)
+
+    monkeypatch.setattr(scheduler, "sample", fail_once)
+    state = fake_state(Settings())
+    with TestClient(build_app(state)) as client:
+        body = {"model": "fake", "prompt": [1, 2], "max_tokens": 5}
+        failed = client.post("/v1/completions", json=body)
+        assert failed.status_code == 500 and failed.json()["error"]["type"] == "server_error"
+        assert client.post("/v1/completions", json=body).status_code == 200
     state.engine.stop()
