@@ -56,14 +56,26 @@ def check_name(name: str) -> str:
 
 
 def inside(root: Path, relative: str) -> Path:
-    """`root/relative`, refusing absolute paths and anything that resolves outside `root`."""
+    """`root/relative`, refusing absolute paths and anything that resolves outside `root`:
+    `..`, a symlinked folder, or a symlinked file inside the folder that points out."""
     if Path(relative).is_absolute() or not relative.strip():
         raise AdapterRefused(f"adapter path {relative!r} must be relative to the adapter directory")
     root = root.resolve()
     folder = (root / relative).resolve()
-    if folder != root and root not in folder.parents:
+    if not _within(folder, root):
         raise AdapterRefused(f"adapter path {relative!r} leaves the adapter directory")
+    if folder.is_dir():
+        for path in folder.rglob("*"):
+            if not _within(path.resolve(), root):
+                raise AdapterRefused(
+                    f"adapter path {relative!r}: {path.relative_to(folder)} links outside the "
+                    "adapter directory"
+                )
     return folder
+
+
+def _within(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
 
 
 def inspect_adapter(name: str, folder: Path, base_config: dict) -> AdapterFolder:

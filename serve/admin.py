@@ -59,6 +59,7 @@ async def load_adapter(
         await engine.run_on_worker(lambda: lane.backend.load_adapter(name, folder))
     except TuneloopError as exc:
         raise InvalidRequest(str(exc), param="path") from exc
+    engine.models.not_loaded.pop(name, None)
     info = lane.backend.info
     state.metrics.add_model(
         lane.name, name, {"base": lane.name, "backend": info.backend, "precision": info.precision}

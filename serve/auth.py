@@ -1,4 +1,9 @@
-"""API keys as Bearer tokens, compared in constant time; a separate key for the admin routes."""
+"""API keys as Bearer tokens, compared in constant time; a separate key for the admin routes.
+
+`require_api_key` guards every /v1 route; it also applies the per-client rate limit
+(`rate_limit_rpm`), after authentication, so a client without a valid key can't use up
+another client's budget.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,17 @@ from tuneloop.serve.state import StateDep
 def require_api_key(request: Request, state: StateDep) -> None:
     """Open when no keys are configured (allowed only on loopback or in development)."""
     if state.api_keys:
-        _check_bearer(request, state.api_keys, "an API key")
+        key = _check_bearer(request, state.api_keys, "an API key")
+        client = "key:" + key
+    else:
+        client = "address:" + (request.client.host if request.client else "unknown")
+    if state.rate_limiter is not None:
+        state.rate_limiter.check(client)
 
 
 def require_metrics_key(request: Request, state: StateDep) -> None:
-    if state.settings.metrics_require_key:
-        require_api_key(request, state)
+    if state.settings.metrics_require_key and state.api_keys:
+        _check_bearer(request, state.api_keys, "an API key")  # scrapes are not rate limited
 
 
 def require_admin_key(request: Request, state: StateDep) -> None:
@@ -28,7 +38,8 @@ def require_admin_key(request: Request, state: StateDep) -> None:
     _check_bearer(request, [admin_key.get_secret_value().encode()], "the admin key")
 
 
-def _check_bearer(request: Request, keys: list[bytes], what: str) -> None:
+def _check_bearer(request: Request, keys: list[bytes], what: str) -> str:
+    """The valid key the request carries, or AuthenticationFailed."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise AuthenticationFailed(
@@ -36,6 +47,7 @@ def _check_bearer(request: Request, keys: list[bytes], what: str) -> None:
         )
     if not _matches(token.strip().encode(), keys):
         raise AuthenticationFailed(f"Incorrect API key provided: {_redact(token.strip())}.")
+    return token.strip()
 
 
 def _matches(token: bytes, keys: list[bytes]) -> bool:

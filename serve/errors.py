@@ -8,6 +8,8 @@ clients parse into their own exception classes. `kind` is the label of the
 
 from __future__ import annotations
 
+import math
+
 from tuneloop.errors import ModelLoadError, TuneloopError
 
 
@@ -121,6 +123,15 @@ class Overloaded(ServerError):
         return {"Retry-After": str(max(1, round(self.retry_after_s)))}
 
 
+class RateLimited(Overloaded):
+    """This client sent more than `rate_limit_rpm` requests in the last minute."""
+
+    code = "rate_limit_exceeded"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, math.ceil(self.retry_after_s)))}
+
+
 class Unavailable(ServerError):
     """Not ready yet, or shutting down."""
 
@@ -147,6 +158,15 @@ class ClientDisconnected(ServerError):
     type = "client_closed_request"
     code = "cancelled"
     kind = "cancelled"
+
+
+class ModelNotLoaded(ServerError):
+    """A model or adapter the server was asked to serve failed to load (see /ready)."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "model_not_loaded"
+    kind = "internal"
 
 
 class InternalError(ServerError):

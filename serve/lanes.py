@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuneloop.serve.backends.base import ModelBackend
-from tuneloop.serve.errors import ModelNotServed
+from tuneloop.serve.errors import ModelNotLoaded, ModelNotServed
 from tuneloop.serve.scheduler import Scheduler
 
 
@@ -63,12 +63,20 @@ class ServedModels:
 
     def __init__(self, lanes: list[Lane]) -> None:
         self.lanes = lanes
+        self.not_loaded: dict[str, str] = {}
+        """Model ids the server was asked to serve but could not load -> why (see /ready)."""
 
     def resolve(self, model: str) -> tuple[Lane, str | None]:
         for lane in self.lanes:
             ids = lane.served_ids()
             if model in ids:
                 return lane, ids[model]
+        if model in self.not_loaded:
+            raise ModelNotLoaded(
+                f"The model '{model}' is configured but failed to load: "
+                f"{self.not_loaded[model]} (GET /ready lists the models that failed)",
+                param="model",
+            )
         known = ", ".join(sorted(self.ids())) or "none"
         raise ModelNotServed(
             f"The model '{model}' does not exist on this server (served: {known})",

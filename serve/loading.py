@@ -4,6 +4,11 @@
   an adapter that can't be served on it is refused with a logged reason and the rest go on.
 - `--model-dir DIR` adds one lane per variant that passed its quality gate.
 - With only `--model-dir`, no torch base model is loaded.
+
+A model or adapter that fails to load (a corrupted file, a missing ONNX file, an adapter for
+another base) is logged with its reason and recorded as not loaded: the others are served,
+its requests get 503 naming the reason, and `/ready` lists it. Only when no model at all
+loads does the server give up.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import logging
 from pathlib import Path
 
 from tuneloop.base_model import DEFAULT_BASE, resolve_base
-from tuneloop.errors import TuneloopError, UsageError
+from tuneloop.errors import ModelLoadError, TuneloopError, UsageError
 from tuneloop.serve.adapter_folder import parse_adapter_option
 from tuneloop.serve.backends import BACKENDS
 from tuneloop.serve.batch_runner import BatchRunner
@@ -28,11 +33,14 @@ log = logging.getLogger(__name__)
 WARM_UP_TEXT = "Hello"
 
 
-def model_specs(settings: Settings, *, verify_hashes: bool = True) -> list[ModelSpec]:
+def model_specs(
+    settings: Settings, *, verify_hashes: bool = True, broken: dict[str, str] | None = None
+) -> list[ModelSpec]:
     """What to load, checked for naming clashes before any weights are read.
 
     `verify_hashes=False` skips hashing the optimized variants' files (a quick check of names
-    and folders before the server starts; loading verifies them).
+    and folders before the server starts; loading verifies them). Variants refused for
+    missing or changed files are recorded in `broken` (served id -> reason).
     """
     adapters = dict(parse_adapter_option(value) for value in settings.adapter)
     specs = []
@@ -53,14 +61,16 @@ def model_specs(settings: Settings, *, verify_hashes: bool = True) -> list[Model
             )
         )
     if settings.model_dir:
-        specs.extend(_variant_specs(settings.model_dir, settings, verify_hashes))
+        specs.extend(_variant_specs(settings.model_dir, settings, verify_hashes, broken))
     _check_unique_names(specs)
     return specs
 
 
-def _variant_specs(folder: Path, settings: Settings, verify_hashes: bool) -> list[ModelSpec]:
+def _variant_specs(
+    folder: Path, settings: Settings, verify_hashes: bool, broken: dict[str, str] | None
+) -> list[ModelSpec]:
     specs = []
-    for variant in servable_variants(folder, verify_hashes=verify_hashes):
+    for variant in servable_variants(folder, verify_hashes=verify_hashes, broken=broken):
         aliases = (variant.name,) if variant.recommended else ()
         specs.append(
             ModelSpec(
@@ -92,9 +102,21 @@ def _check_unique_names(specs: list[ModelSpec]) -> None:
 
 def load_engine(settings: Settings, metrics: Metrics, observers: list[Observer] = ()) -> Engine:
     """Load every lane, start the worker, and run a warm-up generation on each served model."""
-    lanes = [_load_lane(spec, settings) for spec in model_specs(settings)]
+    not_loaded: dict[str, str] = {}
+    lanes = []
+    for spec in model_specs(settings, broken=not_loaded):
+        try:
+            lanes.append(_load_lane(spec, settings, not_loaded))
+        except Exception as exc:  # keep serving the others; /ready and 503s say why
+            reason = _reason(exc)
+            log.error("model %s not loaded: %s", spec.name, reason)
+            not_loaded.update(dict.fromkeys((spec.name, *spec.aliases, *spec.adapters), reason))
+    if not lanes:
+        failures = "; ".join(f"{name}: {reason}" for name, reason in not_loaded.items())
+        raise ModelLoadError(f"no model could be loaded ({failures or 'none configured'})")
     drift = drift_monitor(settings, metrics)
     engine = Engine(lanes, observers=[metrics, *([drift] if drift else []), *observers])
+    engine.models.not_loaded.update(not_loaded)
     for model, (lane, adapter) in engine.models.ids().items():
         info = lane.backend.info
         metrics.add_model(
@@ -129,14 +151,15 @@ def drift_monitor(settings: Settings, metrics: Metrics):
     return DriftMonitor(metrics, settings, exporter)
 
 
-def _load_lane(spec: ModelSpec, settings: Settings) -> Lane:
+def _load_lane(spec: ModelSpec, settings: Settings, not_loaded: dict[str, str]) -> Lane:
     adapters, spec_without = spec.adapters, _without_adapters(spec)
     backend = BACKENDS[spec.backend](spec_without)
     for name, folder in adapters.items():
         try:
             backend.load_adapter(name, folder)
-        except TuneloopError as exc:  # keep serving the others
-            log.error("refusing adapter %s: %s", name, exc)
+        except Exception as exc:  # keep serving the others
+            not_loaded[name] = _reason(exc)
+            log.error("refusing adapter %s: %s", name, not_loaded[name])
     limits = SchedulerLimits(
         max_batch_size=settings.max_batch_size,
         max_step_tokens=settings.max_step_tokens,
@@ -158,6 +181,14 @@ def _load_lane(spec: ModelSpec, settings: Settings) -> Lane:
         else BatchRunner(backend, pool_prompts=settings.drift)
     )
     return Lane(spec.name, backend, Scheduler(spec.name, runner, limits), spec.aliases)
+
+
+def _reason(exc: Exception) -> str:
+    """One line for the log, /ready and the 503s: our own messages as they are, others typed."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, TuneloopError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _without_adapters(spec: ModelSpec) -> ModelSpec:

@@ -39,8 +39,14 @@ class Variant:
         return f"{self.name}:{self.variant}"
 
 
-def servable_variants(folder: Path, *, verify_hashes: bool = True) -> list[Variant]:
-    """The variants of an optimized folder that passed their gate, recommended first."""
+def servable_variants(
+    folder: Path, *, verify_hashes: bool = True, broken: dict[str, str] | None = None
+) -> list[Variant]:
+    """The variants of an optimized folder that passed their gate, recommended first.
+
+    A variant whose files are missing or changed is left out and, when `broken` is given,
+    recorded there (served id -> reason) so the server can say why it is not served.
+    """
     if not folder.is_dir():
         raise ModelNotFoundError(f"--model-dir {folder}: no such folder")
     summary = _read(folder / "summary.json") if (folder / "summary.json").is_file() else {}
@@ -50,7 +56,13 @@ def servable_variants(folder: Path, *, verify_hashes: bool = True) -> list[Varia
         variant = _variant(artifact_file, recommended)
         if variant is None:
             continue
-        if verify_hashes and not _files_match(artifact_file):
+        problem = _changed_file(artifact_file) if verify_hashes else None
+        if problem is not None:
+            log.error("refusing %s from %s: %s", variant.served_id, artifact_file.parent, problem)
+            if broken is not None:
+                broken[variant.served_id] = problem
+                if variant.recommended:
+                    broken[variant.name] = problem
             continue
         variants.append(variant)
     if not variants:
@@ -103,21 +115,18 @@ def _variant(artifact_file: Path, recommended: str | None) -> Variant | None:
     )
 
 
-def _files_match(artifact_file: Path) -> bool:
-    """Do the files hash as they did when the gate ran? (A changed file voids the gate.)"""
+def _changed_file(artifact_file: Path) -> str | None:
+    """Why the files no longer match the hashes recorded when the gate ran (None: they do)."""
     recorded = _read(artifact_file).get("files") or {}
     if isinstance(recorded, list):  # [{"path": ..., "sha256": ...}] is accepted too
         recorded = {item.get("path"): item.get("sha256") for item in recorded}
     for relative, expected in recorded.items():
         path = artifact_file.parent / relative
-        if not path.is_file() or _sha256(path) != str(expected).removeprefix("sha256:"):
-            log.error(
-                "refusing %s: %s changed since its quality gate ran (sha256 mismatch)",
-                artifact_file.parent,
-                relative,
-            )
-            return False
-    return True
+        if not path.is_file():
+            return f"{relative} is missing"
+        if _sha256(path) != str(expected).removeprefix("sha256:"):
+            return f"{relative} changed since its quality gate ran (sha256 mismatch)"
+    return None
 
 
 def _sha256(path: Path) -> str:

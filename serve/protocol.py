@@ -22,6 +22,8 @@ MAX_PROMPTS = 64
 
 StopString = Annotated[str, Field(min_length=1, max_length=MAX_STOP_CHARS)]
 StopList = Annotated[list[StopString], Field(max_length=MAX_STOP)]
+PromptTexts = Annotated[list[str], Field(max_length=MAX_PROMPTS)]
+PromptIdLists = Annotated[list[list[int]], Field(max_length=MAX_PROMPTS)]
 
 
 class StreamOptions(BaseModel):
@@ -114,8 +116,8 @@ class ChatCompletionRequest(Request):
 
 
 class CompletionRequest(Request):
-    prompt: str | list[str] | list[int] | list[list[int]] = Field(
-        description="text, a list of texts, or token ids"
+    prompt: str | PromptTexts | list[int] | PromptIdLists = Field(
+        description=f"text, up to {MAX_PROMPTS} texts, or token ids (up to {MAX_PROMPTS} lists)"
     )
     max_tokens: int | None = Field(16, ge=1, description="most tokens to generate per choice")
     echo: bool = Field(False, description="put the prompt before each completion")

@@ -72,7 +72,7 @@ async def chat_completions(
     requests = completions.prepare(
         body, [prompt_ids], lane, adapter, state.settings, _request_id(request)
     )
-    submissions = [engine.submit(r, lane) for r in requests]
+    submissions = _submit_all(engine, requests, lane)
     response_id, created = new_id("chatcmpl"), now()
     if body.stream:
         return _streaming_response(
@@ -117,7 +117,7 @@ async def text_completions(
         body, prompts, lane, adapter, state.settings, _request_id(request)
     )
     echoes = [_echo_text(lane, p) if body.echo else "" for p in body.prompts()]
-    submissions = [engine.submit(r, lane) for r in requests]
+    submissions = _submit_all(engine, requests, lane)
     response_id, created = new_id("cmpl"), now()
     if body.stream:
         return _streaming_response(
@@ -178,9 +178,14 @@ async def health():
 
 @ops.get("/ready")
 async def ready(state: StateDep):
-    """200 once the models are loaded and a warm-up generation ran; 503 before and when draining."""
+    """200 once the models are loaded and a warm-up generation ran (status `degraded`, with
+    `not_loaded`, when some configured models failed to load); 503 before and when draining."""
     if state.ready and not state.draining:
-        return {"status": "ready", "models": sorted(state.engine.models.ids())}
+        body = {"status": "ready", "models": sorted(state.engine.models.ids())}
+        not_loaded = state.engine.models.not_loaded
+        if not_loaded:  # still ready: the other models serve; the status says what is missing
+            body.update(status="degraded", not_loaded=dict(sorted(not_loaded.items())))
+        return body
     status = "draining" if state.draining else ("failed" if state.load_error else "loading")
     body = {"status": status}
     if state.load_error:
@@ -201,6 +206,20 @@ def _resolve(engine: Engine, model: str, request: Request, state: ServerState):
     lane, adapter = engine.models.resolve(model)
     request.state.labels = state.metrics.labels(lane.name, adapter)
     return lane, adapter
+
+
+def _submit_all(engine: Engine, requests, lane: Lane) -> list:
+    """Submit every prompt of a request, or none: if one is refused (queue full), the ones
+    already queued are cancelled rather than left to run for nobody."""
+    submissions = []
+    try:
+        for generation_request in requests:
+            submissions.append(engine.submit(generation_request, lane))
+    except Exception:
+        for submission in submissions:
+            submission.cancel()
+        raise
+    return submissions
 
 
 def _request_id(request: Request) -> str:

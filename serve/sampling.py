@@ -1,9 +1,10 @@
 """Choose the next token of every row of a batch, each row with its own sampling settings.
 
-Rows with temperature 0 take the most likely token; the others sample from the tempered
-distribution cut to the smallest set of tokens whose probability reaches `top_p` (nucleus
-sampling), with their own random generator, so a request with a `seed` gets the same tokens
-whichever requests share its batch.
+Rows with temperature 0 (or below `MIN_TEMPERATURE`, where dividing by it would overflow to
+infinities and NaNs and fail the whole batch) take the most likely token; the others sample
+from the tempered distribution cut to the smallest set of tokens whose probability reaches
+`top_p` (nucleus sampling), with their own random generator, so a request with a `seed` gets
+the same tokens whichever requests share its batch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+MIN_TEMPERATURE = 1e-5
+"""Below this, sampling is greedy: the distribution is one token already, numerically."""
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,7 @@ class RowSampling:
 def sample(logits: torch.Tensor, rows: list[RowSampling]) -> list[int]:
     """One token id per row of `logits` [rows, vocab]."""
     tokens = logits.argmax(dim=-1)
-    sampled = [i for i, row in enumerate(rows) if row.temperature > 0]
+    sampled = [i for i, row in enumerate(rows) if row.temperature >= MIN_TEMPERATURE]
     if sampled:
         index = torch.tensor(sampled, device=logits.device)
         probs = _probabilities(logits.index_select(0, index).float(), [rows[i] for i in sampled])
@@ -43,7 +47,9 @@ def token_logprobs(logits: torch.Tensor, tokens: list[int]) -> list[float]:
 
 def _probabilities(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
     temperature = torch.tensor([r.temperature for r in rows], device=logits.device)
-    probs = torch.softmax(logits / temperature[:, None], dim=-1)
+    # shift by the row maximum first: large logits over a small temperature stay finite
+    shifted = logits - logits.max(dim=-1, keepdim=True).values
+    probs = torch.softmax(shifted / temperature[:, None], dim=-1)
     top_p = torch.tensor([r.top_p for r in rows], device=logits.device)
     if bool((top_p < 1).any()):
         probs = _nucleus(probs, top_p)
@@ -54,7 +60,9 @@ def _nucleus(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     """Zero the tail of each row beyond its top_p mass (the most likely token always stays)."""
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
-    sorted_probs[mass_before >= top_p[:, None]] = 0
+    cut = mass_before >= top_p[:, None]
+    cut[:, 0] = False  # even when top_p is so small it rounds to 0
+    sorted_probs[cut] = 0
     return torch.zeros_like(probs).scatter_(-1, order, sorted_probs)
 
 

@@ -183,15 +183,16 @@ class Scheduler:
 
     def _start_generating(self, job: Job, logits) -> None:
         """The prompt is in the cache: sample each choice's first token and join the batch."""
+        # Running before anything can fail, so a failure here still ends the job (abort_all).
         self._prefilling.remove(job)
+        job.state = JobState.RUNNING
+        self._running.append(job)
         rows = logits.expand(len(job.sequences), -1)
         tokens = sample(rows, [s.sampling for s in job.sequences])
         logprobs = token_logprobs(rows, tokens)
         for seq, token, logprob in zip(job.sequences, tokens, logprobs, strict=True):
             self._accept(seq, token, logprob)
         self.runner.join(job, [s for s in job.sequences if not s.finished])
-        job.state = JobState.RUNNING
-        self._running.append(job)
 
     # 3) decode
     def _decode(self) -> int:

@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         json_schema_extra=NOT_ON_CLI,
     )
     metrics_require_key: bool = Field(False, description="ask for an API key on /metrics too")
+    rate_limit_rpm: int = Field(
+        0,
+        ge=0,
+        description="requests per minute each API key (each client address, without keys) "
+        "may send to /v1; more get 429 with Retry-After. 0: no limit",
+    )
 
     # ---- operations ----
     shutdown_grace_s: float = Field(

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 
 from tuneloop.serve.engine import Engine
 from tuneloop.serve.metrics import Metrics
+from tuneloop.serve.rate_limit import RateLimiter
 from tuneloop.serve.settings import Settings
 
 
@@ -25,11 +26,15 @@ class ServerState:
     """SIGTERM received: no new requests, running ones finish."""
     load_error: str | None = None
     started: int = field(default_factory=lambda: int(time.time()))
+    rate_limiter: RateLimiter | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics | None = None) -> ServerState:
         keys = [key.encode() for key in settings.api_key_values()]
-        return cls(settings=settings, metrics=metrics or Metrics(), api_keys=keys)
+        limiter = RateLimiter(settings.rate_limit_rpm) if settings.rate_limit_rpm else None
+        return cls(
+            settings=settings, metrics=metrics or Metrics(), api_keys=keys, rate_limiter=limiter
+        )
 
 
 def server_state(request: Request) -> ServerState:

@@ -5,6 +5,7 @@ train -> save -> profile -> report. `tuneloop train` and `tuneloop train --resum
 from __future__ import annotations
 
 import dataclasses
+import errno
 import hashlib
 import json
 import logging
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tuneloop import __version__
-from tuneloop.errors import MissingDependencyError, UsageError
+from tuneloop.errors import DiskFullError, MissingDependencyError, UsageError
 from tuneloop.train.auto import resolve_choices
 from tuneloop.train.options import TrainOptions
 
@@ -119,7 +120,12 @@ def run(job: Job, *, resume: bool = False) -> TrainResult:
     # 5) train, from the newest complete checkpoint when resuming
     checkpoint = _resume_point(job.out) if resume else None
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    try:
+        result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        raise _disk_full(job.out, exc) from exc
     seconds = time.perf_counter() - started
     summary = _summary(trainer, schedule, data, model_choice, seconds, result)
     # the kept weights, without the autocast wrapper accelerate put around forward
@@ -171,6 +177,23 @@ def _warn_if_cpus_busy() -> None:
             load,
             cores,
         )
+
+
+def _disk_full(out: Path, exc: OSError) -> DiskFullError:
+    """The checkpoint being written is incomplete (no COMPLETE marker), so `--resume` sets it
+    aside and continues from the last complete one, which the failed save never touched."""
+    from tuneloop.train.checkpoints import checkpoints, is_complete
+
+    complete = [c for c in checkpoints(out / CHECKPOINTS) if is_complete(c)]
+    kept = (
+        f"the last complete checkpoint, {complete[-1].name}, is intact"
+        if complete
+        else ("no checkpoint was complete yet")
+    )
+    return DiskFullError(
+        f"no space left on the device while writing {exc.filename or out}; {kept}. Free some "
+        f"space, then continue with: tuneloop train --resume {out}"
+    )
 
 
 def _resume_point(out: Path) -> Path | None:

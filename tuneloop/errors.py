@@ -31,6 +31,10 @@ class ModelLoadError(TuneloopError):
     """Model files were found but are unusable (corrupt, incompatible, or unsafe to read)."""
 
 
+class DiskFullError(TuneloopError):
+    """The disk filled up while writing; the message says what was kept and how to go on."""
+
+
 class MissingDependencyError(TuneloopError):
     """An optional package or system program is needed; the message gives the install command."""
 

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 
 from tuneloop.base_model import load_tokenizer, resolve_base
 from tuneloop.errors import MissingDependencyError, ModelLoadError, UsageError
@@ -85,7 +86,7 @@ class TorchBackend:
                 self._peft = PeftModel.from_pretrained(self.model, folder, adapter_name=name)
             else:
                 self._peft.load_adapter(folder, adapter_name=name)
-        except (RuntimeError, ValueError, KeyError, OSError) as exc:
+        except (RuntimeError, ValueError, KeyError, OSError, SafetensorError) as exc:
             self._forget_partial(name)
             raise AdapterRefused(
                 f"adapter {name!r} from {folder} does not fit base {self.info.name}: "

@@ -43,6 +43,9 @@ class FakeTokenizer:
     def __len__(self) -> int:
         return VOCAB
 
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        return [1 + ord(c) % (VOCAB - 1) for c in text]
+
     def decode(self, ids, skip_special_tokens: bool = True) -> str:
         return "".join(chr(ord("a") + (i % 26)) if i else "" for i in ids)
 
@@ -80,3 +83,37 @@ class FakeBackend:
             logits[row, next_token(real, adapter)] = 10.0
         cache = full[:, None, :, None].float()
         return logits, [(cache, cache.clone())]
+
+
+def fake_state(settings, backend=None, *, name: str = "fake", registry=None):
+    """A ServerState whose engine runs `backend` (a FakeBackend by default), started and ready.
+
+    Stop it with `state.engine.stop()`.
+    """
+    from prometheus_client import CollectorRegistry
+
+    from tuneloop.serve.batch_runner import BatchRunner
+    from tuneloop.serve.engine import Engine
+    from tuneloop.serve.lanes import Lane
+    from tuneloop.serve.metrics import Metrics
+    from tuneloop.serve.scheduler import Scheduler, SchedulerLimits
+    from tuneloop.serve.state import ServerState
+
+    backend = backend or FakeBackend()
+    limits = SchedulerLimits(
+        max_batch_size=settings.max_batch_size,
+        max_step_tokens=settings.max_step_tokens,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_waiting=settings.max_waiting,
+        prefill_chunk=settings.prefill_chunk,
+    )
+    lane = Lane(name, backend, Scheduler(name, BatchRunner(backend), limits))
+    metrics = Metrics(registry if registry is not None else CollectorRegistry())
+    metrics.add_model(name, None, {"backend": "fake"})
+    for adapter in backend.adapters:
+        metrics.add_model(name, adapter, {"backend": "fake"})
+    engine = Engine([lane], observers=[metrics])
+    state = ServerState.from_settings(settings, metrics)
+    state.engine, state.ready = engine, True
+    engine.start()
+    return state

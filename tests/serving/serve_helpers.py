@@ -119,8 +119,24 @@ def start_server(args: list[str], tmp_path: Path, env: dict | None = None) -> Se
     command = [sys.executable, "-m", "tuneloop", "serve", "--port", str(port), *args]
     if "--threads" not in args:
         command += ["--threads", "1"]  # the test machine's cores are shared with other work
+    return _launch(command, port, log_path, full_env)
+
+
+def start_fake_server(tmp_path: Path, step_delay_s: float, env: dict | None = None):
+    """The real server over the fake model (`fake_server.py`), as a process; settings from
+    `env` (TUNELOOP_* variables)."""
+    port = free_port()
+    log_path = tmp_path / f"fake-server-{port}.log"
+    tests = Path(__file__).resolve().parents[1]
+    full_env = {**os.environ, "PYTHONPATH": str(tests), **(env or {})}
+    script = Path(__file__).with_name("fake_server.py")
+    command = [sys.executable, str(script), str(port), str(step_delay_s)]
+    return _launch(command, port, log_path, full_env)
+
+
+def _launch(command: list[str], port: int, log_path: Path, env: dict) -> ServerProcess:
     with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=full_env)
+        process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     server = ServerProcess(process, port, log_path)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
