@@ -72,7 +72,9 @@ class TrafficUser(HttpUser):
             return
         sent += 1  # users are gevent greenlets: no lock needed
         if PHASE == "healthy":
-            self.chat(random.choice(HELD_OUT))
+            # each held-out ticket once before any repeats: a window of distinct prompts, so
+            # its PSI reads the distribution, not the luck of a draw with replacement
+            self.chat(HELD_OUT[(sent - 1) % len(HELD_OUT)])
             return
         roll = random.random()
         if roll < 2 / 3:
