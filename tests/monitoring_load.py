@@ -17,7 +17,9 @@ import random
 import sys
 from pathlib import Path
 
+import gevent
 from locust import HttpUser, constant, task
+from locust.exception import StopUser
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from monitoring_helpers import demo_prompts  # noqa: E402
@@ -68,8 +70,9 @@ class TrafficUser(HttpUser):
     def request(self) -> None:
         global sent
         if REQUESTS and sent >= REQUESTS:
-            self.environment.runner.quit()
-            return
+            # quit from a greenlet of its own: quit() kills the users, this one included
+            gevent.spawn(self.environment.runner.quit)
+            raise StopUser()
         sent += 1  # users are gevent greenlets: no lock needed
         if PHASE == "healthy":
             # each held-out ticket once before any repeats: a window of distinct prompts, so

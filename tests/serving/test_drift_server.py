@@ -111,9 +111,14 @@ def test_drift_scores_rise_on_other_traffic_and_drifted_prompts_are_exported(
     _, shifted = wait_for(server.url, lambda w, s: s.get(("rare_token_share", "psi"), 0) > 1)
     assert shifted["rare_token_share", "psi"] > max(1, 3 * calm["rare_token_share", "psi"])
     assert shifted["embedding", "cosine"] > calm["embedding", "cosine"]
-    send(server.url, ["Contact me at jane@example.com, card 4111 1111 1111 1111."] * 3)
     path = export / "triage.jsonl"
-    wait_for(server.url, lambda w, s: path.is_file() and len(path.read_text().splitlines()) >= 3)
+
+    def exported() -> int:
+        return len(path.read_text().splitlines()) if path.is_file() else 0
+
+    before = exported()  # the out-of-distribution prompts may be exported already
+    send(server.url, ["Contact me at jane@example.com, card 4111 1111 1111 1111."] * 3)
+    wait_for(server.url, lambda w, s: exported() >= before + 3)
     fmt, examples, problems = parse_file(path)
     assert fmt == "chat" and not problems and len(examples) >= 3
     text = path.read_text(encoding="utf-8")

@@ -100,6 +100,6 @@ def test_the_server_loads_a_fused_variant_with_the_slot_runner(backend):
     from tuneloop.serve.slot_runner import SlotRunner
 
     spec = ModelSpec("fused", "onnx", backend.info.path)
-    lane = _load_lane(spec, Settings(max_batch_size=3))
+    lane = _load_lane(spec, Settings(max_batch_size=3), not_loaded={})
     runner = lane.scheduler.runner
     assert isinstance(runner, SlotRunner) and runner.cache.slots == 3
