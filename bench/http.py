@@ -15,7 +15,6 @@ import contextlib
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from tuneloop.ports import free_port
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def _locust(url: str, model: str, messages: list, users: int, options) -> list[d
 
 @contextlib.contextmanager
 def _serving(server: dict):
-    port = _free_port()
+    port = free_port()
     command = [part.replace("{port}", str(port)) for part in server["command"]]
     with tempfile.TemporaryFile() as output:
         process = subprocess.Popen(
@@ -122,9 +123,3 @@ def _wait_ready(process, url: str, output, timeout_s: float = 300) -> None:
                 return
         time.sleep(0.5)
     raise RuntimeError(f"the server was not ready after {timeout_s:.0f} s")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]

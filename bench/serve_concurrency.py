@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from tuneloop.ports import free_port
 
 PROMPTS = [
     "Write a long story about a lighthouse keeper and a lost parcel.",
@@ -90,9 +91,7 @@ class _server:
         self.options = options
 
     def __enter__(self) -> str:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
         command = [
             sys.executable,
             "-m",

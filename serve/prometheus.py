@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ import httpx
 import yaml
 
 from tuneloop.errors import MissingDependencyError, MonitoringError, UsageError
+from tuneloop.ports import free_port
 
 INSTALL_HINT = "bash scripts/install-system-packages.sh (or: sudo apt-get install prometheus)"
 JOB = "tuneloop"
@@ -155,12 +155,6 @@ class PrometheusAPI:
                 f"Prometheus refused {path} {params.get('query', '')!r}: {detail}"
             )
         return body["data"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def parse_duration(text: str) -> float:

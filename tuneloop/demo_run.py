@@ -188,10 +188,11 @@ def stage_serve(run: DemoRun) -> str:
 def _prometheus_beside(settings, workdir: Path):
     """A real Prometheus scraping the demo server with the shipped alert rules, if installed."""
     from tuneloop.errors import MissingDependencyError
-    from tuneloop.serve.prometheus import LocalPrometheus, free_port
+    from tuneloop.ports import free_port, port_is_free
+    from tuneloop.serve.prometheus import LocalPrometheus
 
     rules = sorted(SHIPPED_RULES.glob("*.yaml")) if SHIPPED_RULES.is_dir() else []
-    port = 9090 if _port_free(9090) else free_port()
+    port = 9090 if port_is_free(9090) else free_port()
     prometheus = LocalPrometheus(
         targets=[f"127.0.0.1:{settings.port}"],
         workdir=workdir,
@@ -217,13 +218,6 @@ def _prometheus_beside(settings, workdir: Path):
         yield prometheus
     finally:
         prometheus.stop()
-
-
-def _port_free(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 # name, stage, names of the stages whose output it needs

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from tuneloop.ports import free_port
 
 READY_TIMEOUT_S = 120
 
@@ -79,12 +80,6 @@ def tuneloop_manifest(base_dir: Path, name: str) -> dict:
         "base": {"spec": str(base_dir), "architecture": config["architectures"][0]}
         | {k: config[k] for k in keys},
     }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
