@@ -113,12 +113,13 @@ def test_drift_scores_rise_on_other_traffic_and_drifted_prompts_are_exported(
     assert shifted["embedding", "cosine"] > calm["embedding", "cosine"]
     path = export / "triage.jsonl"
 
-    def exported() -> int:
-        return len(path.read_text().splitlines()) if path.is_file() else 0
+    def exported_contacts() -> int:
+        # exports of the out-of-distribution prompts may still be arriving: count only ours
+        text = path.read_text(encoding="utf-8") if path.is_file() else ""
+        return sum("Contact me at" in line for line in text.splitlines())
 
-    before = exported()  # the out-of-distribution prompts may be exported already
     send(server.url, ["Contact me at jane@example.com, card 4111 1111 1111 1111."] * 3)
-    wait_for(server.url, lambda w, s: exported() >= before + 3)
+    wait_for(server.url, lambda w, s: exported_contacts() >= 3)
     fmt, examples, problems = parse_file(path)
     assert fmt == "chat" and not problems and len(examples) >= 3
     text = path.read_text(encoding="utf-8")
