@@ -19,13 +19,18 @@ from tuneloop.optimize.runtime import CausalLM, folder_tokenizer, position_ids
 ONNX_FILE = "model.onnx"
 
 
-def session_options(threads: int | None):
+def session_options(threads: int | None, spinning: bool = True):
+    """`threads` intra-op threads (None: one per core). `spinning`: idle worker threads keep
+    polling for a while after each run, which a tight decode loop gains from and a process
+    with other busy threads (a server's event loop) loses from."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or os.cpu_count() or 1
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

@@ -101,7 +101,7 @@ def prepare(
             f"{settings.max_tokens_limit} (max_tokens_limit)",
             param="max_tokens",
         )
-    vocab = len(lane.tokenizer)
+    vocab = lane.vocab_size
     requests = []
     for i, prompt_ids in enumerate(prompts):
         _check_prompt(prompt_ids, lane, settings, vocab)

@@ -7,6 +7,7 @@ model id names a lane and, optionally, an adapter on it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +50,12 @@ class Lane:
     @property
     def tokenizer(self):
         return self.backend.tokenizer
+
+    @functools.cached_property
+    def vocab_size(self) -> int:
+        """Token ids the tokenizer knows, added tokens included. Cached: `len(tokenizer)` of a
+        fast tokenizer copies its whole vocabulary (tens of milliseconds per request)."""
+        return len(self.tokenizer)
 
     def served_ids(self) -> dict[str, str | None]:
         """Served model id -> adapter name (None: the lane's model itself)."""

@@ -7,6 +7,11 @@ buffer per layer, appended in place by the operator). The running sequences sit 
 still being prefilled holds a slot above them. Joining copies a prompt's cache into the next
 free running slot(s); leaving moves the last running row into the hole, so the rows stay
 packed and no step copies more than the few sequences that joined or left.
+
+The cache has one slot more than the batch has rows. When the batch is full, every slot but
+the running ones holds a partial prompt, and the running slot a prompt joins into may be held
+by another prompt: that one steps aside into the spare slot (without it the two would have
+to swap places).
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from tuneloop.serve.jobs import Job, Sequence
 
 
 class SlotRunner:
-    def __init__(self, backend, slots: int) -> None:
+    def __init__(self, backend, max_rows: int) -> None:
         from tuneloop.optimize.kv_slots import KVSlots
 
         self.backend = backend
-        self.cache = KVSlots(backend.session, slots)
+        self.max_rows = max_rows
+        self.cache = KVSlots(backend.session, max_rows + 1)  # + the spare slot
         self.rows: list[Sequence] = []
         self._pending: dict[int, int] = {}
         """id(job) -> slot holding the job's partial prompt."""

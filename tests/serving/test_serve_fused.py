@@ -102,4 +102,14 @@ def test_the_server_loads_a_fused_variant_with_the_slot_runner(backend):
     spec = ModelSpec("fused", "onnx", backend.info.path)
     lane = _load_lane(spec, Settings(max_batch_size=3), not_loaded={})
     runner = lane.scheduler.runner
-    assert isinstance(runner, SlotRunner) and runner.cache.slots == 3
+    assert isinstance(runner, SlotRunner) and runner.max_rows == 3
+    assert runner.cache.slots == 4, "one spare slot for a partial prompt to step aside into"
+
+
+def test_a_full_batch_of_prompts_that_finish_prefilling_together(backend):
+    """As many rows as slots, all prefilled in one step: each joining prompt's running slot is
+    held by another one's partial prompt, which must step aside (the case 16 users hit)."""
+    tokenizer = backend.tokenizer
+    cases = [(tokenizer.encode(p), 5, 1) for p in PROMPTS[:3]]
+    together = run(backend, cases, gap_steps=0, max_batch_size=3)
+    assert together == [run(backend, [case])[0] for case in cases]
