@@ -78,6 +78,8 @@ def _inproc_markdown(section: dict) -> list[str]:
         f"+{100 * MAX_PPL_CHANGE:.0f}% and agreement at least {MIN_TOP1} (the int8 gate).",
         "",
     ]
+    if section.get("notes"):  # why a peer variant is missing (a failed conversion, a tool)
+        lines += ["Peers not measured:", "", *(f"- {note}" for note in section["notes"]), ""]
     for title, key in (
         ("variants that pass the whole gate (perplexity and top-1 agreement)", "ratios"),
         (

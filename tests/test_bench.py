@@ -139,3 +139,16 @@ def test_http_report_states_each_target_and_whether_it_is_met():
     text = markdown({"setup": setup, "http": http})
     assert "**2.00x** tokens/s, p99 TTFT 500 vs 400 ms" in text and "NOT met" in text
     assert "**97%** of the same requests in process" in text and "95%: met" in text
+
+
+def test_a_peer_that_could_not_be_prepared_is_named_in_the_report():
+    from tuneloop.bench.report import markdown
+
+    inproc = {
+        "rows": [_row("transformers", "transformers", 10.0, True)],
+        "notes": ["convert_hf_to_gguf q8_0 failed: No module named 'sentencepiece'"],
+    }
+    setup = {"machine": "test", "threads": 2, "new_tokens": 8, "load_before": 0.0}
+    inproc["rows"][0].update(precision="fp32", peak_rss_mb=1.0)
+    text = markdown({"setup": setup, "inproc": inproc})
+    assert "Peers not measured" in text and "No module named 'sentencepiece'" in text
