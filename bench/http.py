@@ -49,14 +49,16 @@ def run_http(servers: list[dict], messages: list, users: list[int], options) -> 
 
 def summarize(notes: list[dict]) -> dict:
     done = [n for n in notes if n["ok"]]
+    reconnects = sum(n.get("reconnects", 0) for n in notes)
     if not done:
-        return {"requests": 0, "errors": len(notes), "tokens_per_s": 0.0}
+        return {"requests": 0, "errors": len(notes), "reconnects": reconnects, "tokens_per_s": 0.0}
     span = max(n["end"] for n in done) - min(n["start"] for n in done)
     ttft = np.array([n["first"] - n["start"] for n in done])
     e2e = np.array([n["end"] - n["start"] for n in done])
     return {
         "requests": len(done),
         "errors": len(notes) - len(done),
+        "reconnects": reconnects,
         "tokens": int(sum(n["tokens"] for n in done)),
         "tokens_per_s": sum(n["tokens"] for n in done) / span if span else 0.0,
         "ttft_p50_s": float(np.percentile(ttft, 50)),

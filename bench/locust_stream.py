@@ -3,7 +3,8 @@
 Any OpenAI-compatible server works (tuneloop serve, llama.cpp's llama-server). Each user
 sends the bench prompts in turn, back to back, and notes per request: start, first content
 chunk, end, completion tokens (from the final usage chunk, else the content chunks) and
-whether it failed. When locust quits, the notes go to $TUNELOOP_BENCH_OUT as JSON; the bench
+whether it failed (a request whose connection dropped before any answer is sent once more,
+and counted). When locust quits, the notes go to $TUNELOOP_BENCH_OUT as JSON; the bench
 computes throughput and percentiles from them (locust's own statistics cannot see inside a
 stream).
 
@@ -34,6 +35,16 @@ class StreamingChatUser(HttpUser):
     @task
     def chat(self) -> None:
         messages = PROMPTS[next(_NEXT) % len(PROMPTS)]
+        note = {"start": time.time(), "first": None, "tokens": 0, "ok": False, "reconnects": 0}
+        # A server may close an idle keep-alive connection just as the next request goes out
+        # on it (llama-server does after a few requests); like an HTTP client library
+        # retrying an idempotent request, send it again once on a fresh connection.
+        while not self._stream(messages, note) and note["reconnects"] == 0:
+            note["reconnects"] = 1
+        RESULTS.append(note | {"end": time.time()})
+
+    def _stream(self, messages: list, note: dict) -> bool:
+        """One streamed completion into `note`; False when the connection dropped unanswered."""
         body = {
             "model": MODEL,
             "messages": messages,
@@ -42,15 +53,16 @@ class StreamingChatUser(HttpUser):
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        note = {"start": time.time(), "first": None, "tokens": 0, "ok": False}
         chunks = 0
         with self.client.post(
             "/v1/chat/completions", json=body, stream=True, catch_response=True, name="chat"
         ) as response:
+            if response.status_code == 0:  # no response at all: the connection was dropped
+                response.failure(f"connection dropped: {response.error}")
+                return False
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}")
-                RESULTS.append(note | {"end": time.time()})
-                return
+                return True
             for line in response.iter_lines():
                 if not line.startswith(b"data: {"):
                     continue
@@ -64,7 +76,7 @@ class StreamingChatUser(HttpUser):
             note["tokens"] = note["tokens"] or chunks
             note["ok"] = note["first"] is not None
             response.success()
-        RESULTS.append(note | {"end": time.time()})
+        return True
 
 
 @events.quitting.add_listener

@@ -112,23 +112,31 @@ def _http_markdown(section: dict) -> list[str]:
         "## HTTP (locust, streaming users, greedy)",
         "",
         "| server | users | generated tok/s | TTFT p50 ms | TTFT p99 ms | e2e p50 s | e2e p99 s "
-        "| requests | errors |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| requests | errors | resent |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in section["rows"]:
         if "skipped" in row:
-            lines.append(f"| {row['label']} | - | {row['skipped']} |||||||")
+            lines.append(f"| {row['label']} | - | {row['skipped']} ||||||||")
         elif not row.get("requests"):
+            errors, resent = row.get("errors", 0), row.get("reconnects", 0)
             lines.append(f"| {row['label']} | {row['users']} | no request finished "
-                         f"| | | | | 0 | {row.get('errors', 0)} |")  # fmt: skip
+                         f"| | | | | 0 | {errors} | {resent} |")  # fmt: skip
         else:
             lines.append(
                 f"| {row['label']} | {row['users']} | {row['tokens_per_s']:.1f} "
                 f"| {1000 * row['ttft_p50_s']:.0f} | {1000 * row['ttft_p99_s']:.0f} "
                 f"| {row['e2e_p50_s']:.2f} | {row['e2e_p99_s']:.2f} | {row['requests']} "
-                f"| {row['errors']} |"
+                f"| {row['errors']} | {row.get('reconnects', 0)} |"
             )
-    lines += ["", *_http_ratios(section), ""]
+    lines += [
+        "",
+        "`resent`: requests whose connection the server dropped before answering, sent once "
+        "more on a fresh connection (the time of both attempts counts).",
+        "",
+        *_http_ratios(section),
+        "",
+    ]
     return lines
 
 

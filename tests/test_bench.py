@@ -109,14 +109,17 @@ def test_http_notes_become_throughput_and_percentiles():
 
     notes = [
         {"start": 0.0, "first": 0.5, "end": 2.0, "tokens": 20, "ok": True},
-        {"start": 1.0, "first": 1.1, "end": 4.0, "tokens": 40, "ok": True},
+        {"start": 1.0, "first": 1.1, "end": 4.0, "tokens": 40, "ok": True, "reconnects": 1},
         {"start": 3.0, "first": None, "end": 3.1, "tokens": 0, "ok": False},
     ]
     out = summarize(notes)
     assert out["requests"] == 2 and out["errors"] == 1 and out["tokens"] == 60
+    assert out["reconnects"] == 1
     assert out["tokens_per_s"] == pytest.approx(60 / 4.0)
     assert out["ttft_p50_s"] == pytest.approx(0.3) and out["e2e_p99_s"] <= 3.0
-    assert summarize(notes[2:]) == {"requests": 0, "errors": 1, "tokens_per_s": 0.0}
+    assert summarize(notes[2:]) == {
+        "requests": 0, "errors": 1, "reconnects": 0, "tokens_per_s": 0.0
+    }  # fmt: skip
 
 
 def test_http_report_states_each_target_and_whether_it_is_met():
