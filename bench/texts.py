@@ -22,7 +22,8 @@ class BenchTexts:
     answer_starts: list[int]
     """Index of the first answer token in each scored sequence (perplexity counts from it)."""
     messages: list[list[dict]] = field(default_factory=list)
-    """The chat messages behind `prompts`, for engines behind HTTP (they apply the template)."""
+    """Chat messages of every held-out example (the first ones are those behind `prompts`), for
+    servers behind HTTP (they apply the template); distinct, so no prompt repeats."""
 
     def to_json(self) -> dict:
         return {
@@ -37,21 +38,25 @@ class BenchTexts:
 
 
 def bench_texts(tokenizer, data: Path | None = None, prompts: int = 8, scored: int = 16):
-    """`prompts` chat prompts and `scored` prompt+answer sequences from the held-out split."""
+    """`prompts` chat prompts and `scored` prompt+answer sequences from the held-out split
+    (test, then validation examples)."""
     from tuneloop.data_formats import prompt_and_completion, read_examples
     from tuneloop.demo import DEMO_DATA
     from tuneloop.train.split import split_indices
 
     examples = read_examples(Path(data) if data else DEMO_DATA)
-    held_out = split_indices(len(examples), val=0.1, test=0.1, seed=0)["test"]
-    chosen = [examples[i] for i in held_out[: max(prompts, scored)]]
-    prompt_ids, full_ids, starts, chats = [], [], [], []
-    for example in chosen:
+    split = split_indices(len(examples), val=0.1, test=0.1, seed=0)
+    held_out = [examples[i] for i in split["test"] + split["val"]]
+    prompt_ids, full_ids, starts = [], [], []
+    for example in held_out[: max(prompts, scored)]:
         messages, answer = prompt_and_completion(example)
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
         full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": answer}])
         prompt_ids.append(list(prompt))
         full_ids.append(list(full))
         starts.append(len(prompt))
-        chats.append(messages)
-    return BenchTexts(prompt_ids[:prompts], full_ids[:scored], starts[:scored], chats[:prompts])
+    # Every held-out chat for the HTTP users: a prompt repeated within a run would be served
+    # from a server's prompt cache (llama-server keeps each slot's last prompt), which real
+    # traffic of distinct tickets does not get.
+    chats = [prompt_and_completion(example)[0] for example in held_out]
+    return BenchTexts(prompt_ids[:prompts], full_ids[:scored], starts[:scored], chats)

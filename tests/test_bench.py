@@ -22,6 +22,10 @@ def test_texts_are_chat_prompts_and_their_answers(texts, smollm2_tokenizer):
         assert scored[:start] == prompt, "the scored text starts with the very prompt"
         assert len(scored) > start
     assert smollm2_tokenizer.decode(texts.prompts[0]).rstrip().endswith("assistant")
+    chats = [str(chat) for chat in texts.messages]
+    assert len(chats) == len(set(chats)) > 200, "HTTP users get every held-out chat, no repeat"
+    first = smollm2_tokenizer.apply_chat_template(texts.messages[0], add_generation_prompt=True)
+    assert list(first) == texts.prompts[0]
 
 
 @pytest.mark.slow
