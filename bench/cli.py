@@ -73,6 +73,10 @@ def bench(
         result["inproc"] = _inproc(plan, threads, new_tokens, repeats, deadline)
     if "http" in sections:
         result["http"] = _http(plan, threads, new_tokens, users or [1, 4, 16], seconds, deadline)
+        rows = result.get("inproc", {}).get("rows", [])
+        fp32 = [r for r in rows if r["engine"] == "transformers" and "peak_rss_mb" in r]
+        if fp32:  # target 4: the server's memory against the fp32 transformers process's
+            result["http"]["reference_rss_mb"] = fp32[0]["peak_rss_mb"]
     result["load_after"] = _load()
     from tuneloop.bench.report import write_report
 

@@ -6,7 +6,9 @@
    chat completions of the bench prompts back to back;
 3) from the per-request notes: aggregate generated tokens/s, p50/p99 time to first token,
    p50/p99 end-to-end latency, errors. At 1 user, the same requests run in process through
-   the same engine give the server-overhead ratio.
+   the same engine give the server-overhead ratio;
+4) each server's peak resident memory (after all its users), against the transformers fp32
+   process of the in-process section.
 """
 
 from __future__ import annotations
@@ -32,19 +34,32 @@ LOCUSTFILE = Path(__file__).with_name("locust_stream.py")
 
 def run_http(servers: list[dict], messages: list, users: list[int], options) -> dict:
     """`servers`: {"label", "command", "model", "ready_path"}; results per server and users."""
-    rows = []
+    rows, peaks = [], {}
     for server in servers:
         if "skipped" in server:
             rows.append({"label": server["label"], "skipped": server["skipped"]})
             continue
         try:
-            with _serving(server) as url:
+            with _serving(server) as (url, process):
                 for count in users:
                     notes = _locust(url, server["model"], messages, count, options)
                     rows.append({"label": server["label"], "users": count, **summarize(notes)})
+                peaks[server["label"]] = peak_rss_mb(process.pid)
         except RuntimeError as exc:
             rows.append({"label": server["label"], "skipped": str(exc)})
-    return {"rows": rows}
+    return {"rows": rows, "server_peak_rss_mb": peaks}
+
+
+def peak_rss_mb(pid: int) -> float | None:
+    """Peak resident memory of a running process (Linux's VmHWM), None where unknown."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    return None
 
 
 def summarize(notes: list[dict]) -> dict:
@@ -102,7 +117,7 @@ def _serving(server: dict):
         url = f"http://127.0.0.1:{port}"
         try:
             _wait_ready(process, url + server["ready_path"], output)
-            yield url
+            yield url, process
         finally:
             process.terminate()
             try:

@@ -161,6 +161,20 @@ def _http_ratios(section: dict) -> list[str]:
             f"requests in process ({inproc:.1f} tok/s; target {100 * TARGET_OVERHEAD:.0f}%: "
             f"{'met' if ratio >= TARGET_OVERHEAD else 'NOT met'})"
         )
+    peaks = section.get("server_peak_rss_mb", {})
+    ours = next((mb for label, mb in peaks.items() if label.startswith("tuneloop") and mb), None)
+    if ours and section.get("reference_rss_mb"):
+        reference = section["reference_rss_mb"]
+        theirs = ", ".join(
+            f"{label} {mb:.0f} MB"
+            for label, mb in peaks.items()
+            if mb and not label.startswith("tuneloop")
+        )
+        lines.append(
+            f"- server peak RSS: tuneloop serve **{ours:.0f} MB** vs the transformers fp32 "
+            f"process {reference:.0f} MB (target: no more: "
+            f"{'met' if ours <= reference else 'NOT met'})" + (f"; {theirs}" if theirs else "")
+        )
     return lines
 
 

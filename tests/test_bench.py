@@ -159,3 +159,21 @@ def test_a_peer_that_could_not_be_prepared_is_named_in_the_report():
     inproc["rows"][0].update(precision="fp32", peak_rss_mb=1.0)
     text = markdown({"setup": setup, "inproc": inproc})
     assert "Peers not measured" in text and "No module named 'sentencepiece'" in text
+
+
+def test_http_report_states_the_servers_memory_against_fp32_transformers():
+    import os
+
+    from tuneloop.bench.http import peak_rss_mb
+    from tuneloop.bench.report import markdown
+
+    assert peak_rss_mb(os.getpid()) > 10
+    http = {
+        "rows": [],
+        "server_peak_rss_mb": {"tuneloop serve (fused-int8)": 900.0, "llama-server -np 8": 600.0},
+        "reference_rss_mb": 1370.0,
+    }
+    setup = {"machine": "test", "threads": 2, "new_tokens": 8, "load_before": 0.0}
+    text = markdown({"setup": setup, "http": http})
+    assert "tuneloop serve **900 MB** vs the transformers fp32 process 1370 MB" in text
+    assert "(target: no more: met); llama-server -np 8 600 MB" in text
