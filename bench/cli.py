@@ -161,6 +161,8 @@ def _http(plan: _Plan, threads, new_tokens, users, seconds, deadline) -> dict:
             "serve",
             "--model-dir",
             str(plan.serve_dir),
+            "--variant",
+            plan.variants[0].model.name,
             "--port",
             "{port}",
             "--threads",

@@ -70,7 +70,8 @@ def _variant_specs(
     folder: Path, settings: Settings, verify_hashes: bool, broken: dict[str, str] | None
 ) -> list[ModelSpec]:
     specs = []
-    for variant in servable_variants(folder, verify_hashes=verify_hashes, broken=broken):
+    variants = servable_variants(folder, verify_hashes=verify_hashes, broken=broken)
+    for variant in _chosen(variants, settings.variant, folder):
         aliases = (variant.name,) if variant.recommended else ()
         specs.append(
             ModelSpec(
@@ -86,6 +87,24 @@ def _variant_specs(
             )
         )
     return specs
+
+
+def _chosen(variants: list, wanted: list[str], folder: Path) -> list:
+    """The variants named in `wanted` (`recommended` names the recommended one); all when
+    nothing is named. A name that is not servable is an error that lists those that are."""
+    if not wanted:
+        return variants
+    known = {v.variant: v for v in variants}
+    recommended = next((v.variant for v in variants if v.recommended), None)
+    names = [recommended if w == "recommended" else w for w in wanted]
+    missing = [w for w, n in zip(wanted, names, strict=True) if n not in known]
+    if missing:
+        raise UsageError(
+            f"--variant {' '.join(missing)}: not a servable variant of {folder} (one that passed "
+            f"its quality gate and whose files are intact); servable: "
+            f"{', '.join(known) or 'none'}"
+        )
+    return [known[n] for n in dict.fromkeys(names)]
 
 
 def _check_unique_names(specs: list[ModelSpec]) -> None:

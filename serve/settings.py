@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         description="folder written by `tuneloop optimize all`; serves the variants that "
         "passed the quality gate as NAME:VARIANT and the recommended one as NAME",
     )
+    variant: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="serve only these variants of --model-dir (e.g. fused-int8, or "
+        "`recommended`); repeatable; comma-separated in the environment. Default: every "
+        "variant that passed its gate (each one holds its own weights in memory)",
+    )
     served_model_name: str | None = Field(
         None, description="model id of the base model in the API (default: its alias or folder)"
     )
@@ -181,7 +187,7 @@ class Settings(BaseSettings):
         100, gt=0, description="stop exporting once the folder's export files reach this size"
     )
 
-    @field_validator("adapter", "api_keys", mode="before")
+    @field_validator("adapter", "variant", "api_keys", mode="before")
     @classmethod
     def _split_commas(cls, value):
         if isinstance(value, str):

@@ -158,3 +158,18 @@ def test_only_the_recommended_variant_gets_the_bare_name(optimized_dir):
         ("onnx-tampered", False),
     ]
     assert [v.variant for v in servable_variants(optimized_dir)] == ["onnx-fp32"]
+
+
+def test_variant_option_serves_only_the_named_variants(optimized_dir):
+    from tuneloop.errors import UsageError
+    from tuneloop.serve.loading import model_specs
+    from tuneloop.serve.settings import Settings
+
+    def served(**options):
+        specs = model_specs(Settings(model_dir=optimized_dir, **options), verify_hashes=False)
+        return [(spec.name, spec.aliases) for spec in specs]
+
+    assert served(variant=["recommended"]) == [(f"{NAME}:onnx-fp32", (NAME,))]
+    assert served(variant="onnx-fp32,recommended") == [(f"{NAME}:onnx-fp32", (NAME,))]
+    with pytest.raises(UsageError, match=r"--variant onnx-int8: not a servable .* onnx-fp32"):
+        served(variant=["onnx-int8"])  # it failed its gate
