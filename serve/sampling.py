@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 MIN_TEMPERATURE = 1e-5
@@ -27,7 +28,7 @@ class RowSampling:
 
 def sample(logits: torch.Tensor, rows: list[RowSampling]) -> list[int]:
     """One token id per row of `logits` [rows, vocab]."""
-    tokens = logits.argmax(dim=-1)
+    tokens = torch.from_numpy(_cpu(logits).argmax(-1)) if logits.is_cpu else logits.argmax(-1)
     sampled = [i for i, row in enumerate(rows) if row.temperature >= MIN_TEMPERATURE]
     if sampled:
         index = torch.tensor(sampled, device=logits.device)
@@ -40,9 +41,22 @@ def sample(logits: torch.Tensor, rows: list[RowSampling]) -> list[int]:
 def token_logprobs(logits: torch.Tensor, tokens: list[int]) -> list[float]:
     """Log-probability of each row's chosen token under the untempered distribution (cheap:
     one logsumexp per row), as the drift reference measures completions."""
+    if logits.is_cpu:
+        values = _cpu(logits)
+        top = values.max(-1, keepdims=True)
+        norm = top[:, 0] + np.log(np.exp(values - top).sum(-1))
+        return (values[np.arange(len(tokens)), tokens] - norm).tolist()
     rows = torch.arange(len(tokens), device=logits.device)
     chosen = logits[rows, torch.tensor(tokens, device=logits.device)].float()
     return (chosen - torch.logsumexp(logits.float(), dim=-1)).tolist()
+
+
+def _cpu(logits: torch.Tensor) -> np.ndarray:
+    """CPU logits as numpy, for the per-step reductions over the vocabulary: numpy runs them
+    on the calling thread, where torch would start a parallel region whose other thread must
+    wait for a core that onnxruntime's threads or the event loop hold (measured in the server
+    on 2 cores: 1.4 ms per step instead of 0.1)."""
+    return logits.detach().float().numpy()
 
 
 def _probabilities(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
