@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tuneloop.optimize.profiling import peak_rss_mb
 from tuneloop.ports import free_port
 
 log = logging.getLogger(__name__)
@@ -48,18 +49,6 @@ def run_http(servers: list[dict], messages: list, users: list[int], options) -> 
         except RuntimeError as exc:
             rows.append({"label": server["label"], "skipped": str(exc)})
     return {"rows": rows, "server_peak_rss_mb": peaks}
-
-
-def peak_rss_mb(pid: int) -> float | None:
-    """Peak resident memory of a running process (Linux's VmHWM), None where unknown."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024  # kB
-    return None
 
 
 def summarize(notes: list[dict]) -> dict:

@@ -9,7 +9,6 @@ engine stays resident) and keeps one engine's thread pools away from the next on
 from __future__ import annotations
 
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 def run(spec: dict) -> dict:
     from tuneloop.bench.engines import ENGINES
     from tuneloop.bench.texts import BenchTexts
+    from tuneloop.optimize.profiling import peak_rss_mb
 
     texts = BenchTexts.from_json(spec["texts"])
     started = time.perf_counter()
@@ -36,7 +36,7 @@ def run(spec: dict) -> dict:
         result["batches"][str(size)] = best.to_json() | {"batch_size": size}
     if spec.get("perplexity", True):
         result["perplexity"] = perplexity(engine, texts)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["peak_rss_mb"] = peak_rss_mb()
     return result
 
 

@@ -76,14 +76,19 @@ def measure(
     return SpeedProfile(load_seconds, peak_rss_mb(), new_tokens, threads, prefill, decode)
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process image. Linux's ru_maxrss survives exec, so a child
-    forked from a big parent would report the parent's peak; VmHWM starts afresh at exec."""
-    status = Path("/proc/self/status")
-    if status.is_file():
+def peak_rss_mb(pid: int | None = None) -> float | None:
+    """Peak resident memory of this process image, or of the running process `pid` (None when
+    its status can't be read). Linux's ru_maxrss survives exec, so a child forked from a big
+    parent would report the parent's peak; VmHWM starts afresh at exec."""
+    status = Path(f"/proc/{pid or 'self'}/status")
+    try:
         for line in status.read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    if pid is not None:
+        return None
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
