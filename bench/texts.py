@@ -46,10 +46,9 @@ def bench_texts(tokenizer, data: Path | None = None, prompts: int = 8, scored: i
 
     examples = read_examples(Path(data) if data else DEMO_DATA)
     split = split_indices(len(examples), val=0.1, test=0.1, seed=0)
-    held_out = [examples[i] for i in split["test"] + split["val"]]
+    held_out = [prompt_and_completion(examples[i]) for i in split["test"] + split["val"]]
     prompt_ids, full_ids, starts = [], [], []
-    for example in held_out[: max(prompts, scored)]:
-        messages, answer = prompt_and_completion(example)
+    for messages, answer in held_out[: max(prompts, scored)]:
         prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
         full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": answer}])
         prompt_ids.append(list(prompt))
@@ -58,5 +57,5 @@ def bench_texts(tokenizer, data: Path | None = None, prompts: int = 8, scored: i
     # Every held-out chat for the HTTP users: a prompt repeated within a run would be served
     # from a server's prompt cache (llama-server keeps each slot's last prompt), which real
     # traffic of distinct tickets does not get.
-    chats = [prompt_and_completion(example)[0] for example in held_out]
+    chats = [messages for messages, _ in held_out]
     return BenchTexts(prompt_ids[:prompts], full_ids[:scored], starts[:scored], chats)

@@ -145,3 +145,13 @@ def _launch(command: list[str], port: int, log_path: Path, env: dict) -> ServerP
         time.sleep(0.2)
     server.stop()
     raise AssertionError(f"server not ready after {READY_TIMEOUT_S} s:\n{server.log()}")
+
+
+def wait_for(condition, timeout: float = 30, what: str = "condition") -> None:
+    """Poll `condition` until it holds; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from serving.serve_helpers import ServerProcess, start_fake_server
+from serving.serve_helpers import ServerProcess, start_fake_server, wait_for
 
 pytestmark = pytest.mark.integration  # real server processes
 
@@ -52,15 +52,6 @@ def metric(server: ServerProcess, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
-
-
-def wait_for(condition, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Load:

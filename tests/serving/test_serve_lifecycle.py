@@ -10,6 +10,8 @@ import time
 import httpx
 import pytest
 
+from serving.serve_helpers import wait_for
+
 # One sequence at a time and one waiting: the smallest server where a queue can fill up.
 TIGHT = ["--max-batch-size", "1", "--max-waiting", "1"]
 LONG = 1800  # tokens: the chatty model never stops early, so this runs for seconds
@@ -32,15 +34,6 @@ def metric(server, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{series} not exported")
-
-
-def wait_for(condition, timeout: float = 30, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start_stream(server, max_tokens: int = LONG):
