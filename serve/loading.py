@@ -107,6 +107,17 @@ def _chosen(variants: list, wanted: list[str], folder: Path) -> list:
     return [known[n] for n in dict.fromkeys(names)]
 
 
+def scheduler_limits(settings: Settings) -> SchedulerLimits:
+    """The batching limits of every lane, from the server's settings."""
+    return SchedulerLimits(
+        max_batch_size=settings.max_batch_size,
+        max_step_tokens=settings.max_step_tokens,
+        max_batch_tokens=settings.max_batch_tokens,
+        max_waiting=settings.max_waiting,
+        prefill_chunk=settings.prefill_chunk,
+    )
+
+
 def _check_unique_names(specs: list[ModelSpec]) -> None:
     seen: dict[str, str] = {}
     for spec in specs:
@@ -179,13 +190,7 @@ def _load_lane(spec: ModelSpec, settings: Settings, not_loaded: dict[str, str]) 
         except Exception as exc:  # keep serving the others
             not_loaded[name] = _reason(exc)
             log.error("refusing adapter %s: %s", name, not_loaded[name])
-    limits = SchedulerLimits(
-        max_batch_size=settings.max_batch_size,
-        max_step_tokens=settings.max_step_tokens,
-        max_batch_tokens=settings.max_batch_tokens,
-        max_waiting=settings.max_waiting,
-        prefill_chunk=settings.prefill_chunk,
-    )
+    limits = scheduler_limits(settings)
     info = backend.info
     log.info(
         "loaded %s (%s, %s) with adapters: %s",

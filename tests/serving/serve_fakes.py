@@ -95,18 +95,13 @@ def fake_state(settings, backend=None, *, name: str = "fake", registry=None):
     from tuneloop.serve.batch_runner import BatchRunner
     from tuneloop.serve.engine import Engine
     from tuneloop.serve.lanes import Lane
+    from tuneloop.serve.loading import scheduler_limits
     from tuneloop.serve.metrics import Metrics
-    from tuneloop.serve.scheduler import Scheduler, SchedulerLimits
+    from tuneloop.serve.scheduler import Scheduler
     from tuneloop.serve.state import ServerState
 
     backend = backend or FakeBackend()
-    limits = SchedulerLimits(
-        max_batch_size=settings.max_batch_size,
-        max_step_tokens=settings.max_step_tokens,
-        max_batch_tokens=settings.max_batch_tokens,
-        max_waiting=settings.max_waiting,
-        prefill_chunk=settings.prefill_chunk,
-    )
+    limits = scheduler_limits(settings)
     lane = Lane(name, backend, Scheduler(name, BatchRunner(backend), limits))
     metrics = Metrics(registry if registry is not None else CollectorRegistry())
     metrics.add_model(name, None, {"backend": "fake"})
