@@ -20,6 +20,8 @@ Sequences that decode together must sit in slots 0..B-1; `move` copies a sequenc
 slot to another (only its real columns), so callers keep the running rows packed.
 The operator only accepts a multi-token input after a past for one row at a time
 (`prefill(slot, tokens)` continues a slot's sequence, e.g. a long prompt in chunks).
+A graph with the `logits_positions` input (see `logits_positions`) computes the output
+projection for a prompt's last position only, unless every position's logits are asked for.
 """
 
 from __future__ import annotations
@@ -29,8 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tuneloop.errors import ModelLoadError
+from tuneloop.optimize.logits_positions import LOGITS_POSITIONS
 
 MIN_CAPACITY = 256
+_LAST = np.array([-1], dtype=np.int64)
+"""`logits_positions` of decoding and prefilling: the last position of each row."""
 
 
 @dataclass
@@ -61,6 +66,7 @@ class KVSlots:
         shape = inputs[past[0]].shape  # [batch, kv heads, past length, head dim]
         self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
         self.vocab = int(session.get_outputs()[0].shape[-1])
+        self.picks_positions = LOGITS_POSITIONS in inputs
         self.slots = slots
         self.lengths = np.zeros(slots, dtype=np.int64)
         """Tokens cached per slot."""
@@ -96,15 +102,17 @@ class KVSlots:
         self.lengths[slot] = 0
         self._buffers.mask[slot] = 0
 
-    def move(self, source: int, target: int) -> None:
-        """Copy the sequence in slot `source` into slot `target` (the source keeps its copy)."""
+    def move(self, source: int, target: int, count: int | None = None) -> None:
+        """Copy the sequence in slot `source` (or its first `count` tokens) into slot `target`;
+        the source keeps its copy."""
+        used = int(self.lengths[source]) if count is None else min(count, int(self.lengths[source]))
         if source == target:
             return
-        used = int(self.lengths[source])
         for array in self._buffers.keys + self._buffers.values:
             array[target, :, :used] = array[source, :, :used]
         self.lengths[target] = used
-        self._buffers.mask[target] = self._buffers.mask[source]
+        self._buffers.mask[target, :used] = 1
+        self._buffers.mask[target, used:] = 0
 
     def prefill(self, slot: int, tokens: list[int], all_logits: bool = False) -> np.ndarray:
         """Append `tokens` to the sequence in `slot`; logits of the last one [vocab] (or of
@@ -114,8 +122,10 @@ class KVSlots:
         # A first prompt is recognised by mask width == new tokens; a continuation sees its past.
         mask = np.ones((1, start + count), dtype=np.int64)
         ids = np.asarray([tokens], dtype=np.int64)
-        logits = np.empty((1, count, self.vocab), dtype=np.float32)
-        binding = self._binding(ids, mask, logits, first=slot, rows=1)
+        positions = np.arange(count, dtype=np.int64) if all_logits else _LAST
+        width = count if all_logits or not self.picks_positions else 1
+        logits = np.empty((1, width, self.vocab), dtype=np.float32)
+        binding = self._binding(ids, mask, logits, first=slot, rows=1, positions=positions)
         self.session.run_with_iobinding(binding)
         self.lengths[slot] = start + count
         self._buffers.mask[slot, : start + count] = 1
@@ -140,11 +150,19 @@ class KVSlots:
         return logits[:, 0]
 
     def _binding(
-        self, ids: np.ndarray, mask: np.ndarray, logits: np.ndarray, first: int, rows: int
+        self,
+        ids: np.ndarray,
+        mask: np.ndarray,
+        logits: np.ndarray,
+        first: int,
+        rows: int,
+        positions: np.ndarray = _LAST,
     ):
         binding = self.session.io_binding()
         _bind(binding.bind_input, "input_ids", ids)
         _bind(binding.bind_input, "attention_mask", mask)
+        if self.picks_positions:
+            _bind(binding.bind_input, LOGITS_POSITIONS, positions)
         _bind(binding.bind_output, "logits", logits)
         shape = [rows, self.kv_heads, self.capacity, self.head_dim]
         for layer in range(self.layers):

@@ -35,6 +35,10 @@ class BatchRunner:
         cells = self._batch.tokens() if self._batch else 0
         return cells + sum(c.tokens() for c in self._pending.values())
 
+    def reuse_prefix(self, job: Job) -> int:  # noqa: ARG002
+        """Prompt tokens of `job` served from a prefix cache: none here (per-adapter rows)."""
+        return 0
+
     def prefill(self, chunks: list[tuple[Job, list[int]]]) -> torch.Tensor:
         """Run each job's next prompt chunk; return the logits after each chunk [chunks, vocab].
 

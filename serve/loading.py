@@ -136,7 +136,7 @@ def load_engine(settings: Settings, metrics: Metrics, observers: list[Observer] 
     lanes = []
     for spec in model_specs(settings, broken=not_loaded):
         try:
-            lanes.append(_load_lane(spec, settings, not_loaded))
+            lanes.append(load_lane(spec, settings, not_loaded))
         except Exception as exc:  # keep serving the others; /ready and 503s say why
             reason = _reason(exc)
             log.error("model %s not loaded: %s", spec.name, reason)
@@ -181,7 +181,9 @@ def drift_monitor(settings: Settings, metrics: Metrics):
     return DriftMonitor(metrics, settings, exporter)
 
 
-def _load_lane(spec: ModelSpec, settings: Settings, not_loaded: dict[str, str]) -> Lane:
+def load_lane(spec: ModelSpec, settings: Settings, not_loaded: dict[str, str]) -> Lane:
+    """One model's backend (adapters that fail to load land in `not_loaded`), runner and
+    scheduler, as the server drives them."""
     adapters, spec_without = spec.adapters, _without_adapters(spec)
     backend = BACKENDS[spec.backend](spec_without)
     for name, folder in adapters.items():

@@ -117,6 +117,12 @@ class Metrics:
         self.generated_tokens = Counter(
             "tuneloop_generated_tokens_total", "Tokens generated", request, **kw
         )
+        self.cached_prompt_tokens = Counter(
+            "tuneloop_cached_prompt_tokens_total",
+            "Prompt tokens whose cache was reused from an earlier prompt, not computed",
+            request,
+            **kw,
+        )
         self.running = Gauge(
             "tuneloop_requests_running", "Sequences in the running batch", ["model"], **kw
         )
@@ -189,6 +195,7 @@ class Metrics:
             self.completion_length,
             self.prompt_tokens,
             self.generated_tokens,
+            self.cached_prompt_tokens,
         ):
             metric.labels(model, adapter)
         self.requests.labels(model, adapter, "200")
@@ -215,6 +222,7 @@ class Metrics:
         generated = sum(record.completion_tokens)
         if record.prefill_start is not None:
             self.prompt_tokens.labels(*labels).inc(record.prompt_tokens)
+            self.cached_prompt_tokens.labels(*labels).inc(record.cached_prompt_tokens)
             self.prompt_length.labels(*labels).observe(record.prompt_tokens)
             self.completion_length.labels(*labels).observe(generated)
         self.generated_tokens.labels(*labels).inc(generated)

@@ -82,6 +82,8 @@ class RequestRecord:
     first_token: float | None = None
     finished: float | None = None
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
+    """Prompt tokens whose cache was reused from an earlier prompt instead of computed."""
     completion_tokens: list[int] = field(default_factory=list)
     finish_reasons: list[FinishReason] = field(default_factory=list)
     inter_token_gaps: list[float] = field(default_factory=list)

@@ -27,6 +27,7 @@ from tuneloop.serve.protocol import (
     ErrorResponse,
     ModelCard,
     ModelList,
+    PromptTokensDetails,
     ResponseMessage,
     Usage,
     new_id,
@@ -243,8 +244,12 @@ def _reason(record: RequestRecord, index: int) -> str:
 def _usage(records: list[RequestRecord]) -> Usage:
     prompt = sum(r.prompt_tokens for r in records)
     completion = sum(sum(r.completion_tokens) for r in records)
+    cached = sum(r.cached_prompt_tokens for r in records)
     return Usage(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=cached),
     )
 
 

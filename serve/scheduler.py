@@ -150,6 +150,7 @@ class Scheduler:
                 self._waiting.popleft()
                 rows, reserved = rows + n, reserved + job.reserved_tokens
                 job.state, job.record.prefill_start = JobState.PREFILLING, now
+                job.prefilled = job.record.cached_prompt_tokens = self.runner.reuse_prefix(job)
                 self._prefilling.append(job)
 
     def _expire_waiting(self, now: float) -> None:

@@ -12,6 +12,13 @@ The cache has one slot more than the batch has rows. When the batch is full, eve
 the running ones holds a partial prompt, and the running slot a prompt joins into may be held
 by another prompt: that one steps aside into the spare slot (without it the two would have
 to swap places).
+
+Prompt prefix cache: the last slot keeps the cache of the latest prompt. A new prompt that
+starts with the same tokens (the chat template's system prompt, or the earlier turns of a
+conversation) copies those columns into its own slot and prefills only the rest: a copy of
+~46 KB per token for SmolLM2-135M, against a forward pass per token. Keys and values of a
+prefix depend only on the prefix (causal attention), so the result is the same as a full
+prefill. One entry, like llama-server's per-slot prompt reuse but shared by all slots.
 """
 
 from __future__ import annotations
@@ -28,15 +35,29 @@ class SlotRunner:
 
         self.backend = backend
         self.max_rows = max_rows
-        self.cache = KVSlots(backend.session, max_rows + 1)  # + the spare slot
+        self.cache = KVSlots(backend.session, max_rows + 2)  # + the spare and the prefix slots
         self.rows: list[Sequence] = []
         self._pending: dict[int, int] = {}
         """id(job) -> slot holding the job's partial prompt."""
+        self._prefix_slot = self.cache.slots - 1
+        self._prefix: tuple[int, ...] = ()
+        """The prompt whose cache the prefix slot holds."""
 
     @property
     def cache_cells(self) -> int:
         """Token cells the slots hold (what bounds the runner's memory)."""
         return self.cache.slots * self.cache.capacity
+
+    def reuse_prefix(self, job: Job) -> int:
+        """Give a job about to be prefilled its slot, holding the longest prefix of its prompt
+        that the prefix cache has; the number of prompt tokens it need not compute."""
+        slot = self._pending[id(job)] = self._free_slot()
+        self.cache.clear(slot)
+        # At least the prompt's last token is computed: its logits give the first new token.
+        shared = _common_prefix(self._prefix, job.prompt, limit=len(job.prompt) - 1)
+        if shared:
+            self.cache.move(self._prefix_slot, slot, count=shared)
+        return shared
 
     def prefill(self, chunks: list[tuple[Job, list[int]]]) -> torch.Tensor:
         """Run each job's next prompt chunk in its own slot; the logits after each chunk."""
@@ -52,6 +73,9 @@ class SlotRunner:
     def join(self, job: Job, sequences: list[Sequence]) -> None:
         """Copy a prefilled prompt into the next running slot(s), one per continuing choice."""
         slot = self._pending.pop(id(job))
+        if job.prompt != self._prefix:
+            self.cache.move(slot, self._prefix_slot)
+            self._prefix = job.prompt
         for seq in sequences:
             target = len(self.rows)
             self._vacate(target, keep=slot)
@@ -88,12 +112,12 @@ class SlotRunner:
         """Forget every cache (after a failed forward pass, the cache can't be trusted)."""
         for slot in range(self.cache.slots):
             self.cache.clear(slot)
-        self.rows, self._pending = [], {}
+        self.rows, self._pending, self._prefix = [], {}, ()
 
     def _free_slot(self) -> int:
         """The highest slot nobody holds (running rows grow from slot 0 upwards)."""
         held = set(self._pending.values())
-        for slot in range(self.cache.slots - 1, len(self.rows) - 1, -1):
+        for slot in range(self._prefix_slot - 1, len(self.rows) - 1, -1):
             if slot not in held:
                 return slot
         raise RuntimeError("no free KV slot: the scheduler admitted more rows than slots")
@@ -109,7 +133,17 @@ class SlotRunner:
 
     def _free_slot_except(self, taken: set[int]) -> int:
         held = set(self._pending.values()) | taken
-        for slot in range(self.cache.slots - 1, len(self.rows), -1):
+        for slot in range(self._prefix_slot - 1, len(self.rows), -1):
             if slot not in held:
                 return slot
         raise RuntimeError("no free KV slot: the scheduler admitted more rows than slots")
+
+
+def _common_prefix(a: tuple[int, ...], b: tuple[int, ...], limit: int) -> int:
+    """Length of the common prefix of two token sequences, at most `limit`."""
+    length = 0
+    for x, y in zip(a[:limit], b[:limit], strict=False):
+        if x != y:
+            break
+        length += 1
+    return length

@@ -58,11 +58,12 @@ class ChunkWriter:
             }
         return self._body([choice])
 
-    def usage(self, prompt_tokens: int, completion_tokens: int) -> dict:
+    def usage(self, state: StreamState) -> dict:
         usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens": state.prompt_tokens,
+            "completion_tokens": state.completion_tokens,
+            "total_tokens": state.prompt_tokens + state.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": state.cached_prompt_tokens},
         }
         return self._body([]) | {"usage": usage}
 
@@ -84,6 +85,7 @@ class StreamState:
     """What a stream has sent, for the usage chunk, the access log and the metrics."""
 
     prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0
     completion_tokens: int = 0
     outcome: FinishReason = FinishReason.STOP
     records: list[RequestRecord] = field(default_factory=list)
@@ -110,7 +112,7 @@ async def stream_events(
         if error is not None:
             yield sse(error.body())
         elif writer.include_usage:
-            yield sse(writer.usage(state.prompt_tokens, state.completion_tokens))
+            yield sse(writer.usage(state))
         yield sse("[DONE]")
     finally:
         if len(state.records) < len(submissions):  # the client left before the end
@@ -122,6 +124,7 @@ async def stream_events(
 def _account(state: StreamState, record: RequestRecord) -> None:
     state.records.append(record)
     state.prompt_tokens += record.prompt_tokens
+    state.cached_prompt_tokens += record.cached_prompt_tokens
     state.completion_tokens += sum(record.completion_tokens)
     if record.outcome in ABORTS:
         state.outcome = record.outcome

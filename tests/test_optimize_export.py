@@ -164,3 +164,47 @@ def test_bitsandbytes_variants_load_and_generate(method, merged_dir, smollm2_tok
     if method == "bnb-int8":  # LLM.int8() keeps outliers in 16 bits: near-identical choices
         assert (ref.argmax(-1) == got.argmax(-1)).mean() > 0.9
     assert len(quantized.generate([ids[:30]], 5, stop_at_eos=False).tokens[0]) == 5
+
+
+def test_fused_graph_computes_logits_only_where_asked(fused_dir, tmp_path):
+    """Prefill and decode project the last position only; scoring still gets every position,
+    and a folder exported before the edit (no `logits_positions` input) still loads."""
+    import shutil
+
+    import onnx
+    import onnxruntime as ort
+
+    from tuneloop.optimize.kv_slots import KVSlots
+    from tuneloop.optimize.logits_positions import LOGITS_POSITIONS, add_logits_positions
+
+    assert LOGITS_POSITIONS in {i.name for i in _onnx_graph(fused_dir).input}
+    assert not add_logits_positions(fused_dir / "model.onnx"), "the edit is done once"
+
+    old = tmp_path / "before-the-edit.onnx"
+    model = onnx.load(str(fused_dir / "model.onnx"))
+    gather = next(n for n in model.graph.node if n.input[-1:] == [LOGITS_POSITIONS])
+    head = next(n for n in model.graph.node if gather.output[0] in n.input)
+    head.input[0] = gather.input[0]
+    model.graph.node.remove(gather)
+    model.graph.input.remove(next(i for i in model.graph.input if i.name == LOGITS_POSITIONS))
+    onnx.save(model, str(old))  # weights loaded above: saved inside the file
+    shutil.copy(fused_dir / "model.onnx", tmp_path / "edited.onnx")
+    for data in fused_dir.glob("model.onnx.data"):
+        shutil.copy(data, tmp_path / data.name)  # the edited graph's external weights
+
+    ids = list(range(5, 17))
+    results = {}
+    for name in ("before-the-edit.onnx", "edited.onnx"):
+        slots = KVSlots(ort.InferenceSession(str(tmp_path / name)), 2)
+        every = slots.prefill(0, ids, all_logits=True).copy()
+        last = slots.prefill(1, ids).copy()
+        step = slots.decode(np.array([3, 3])).copy()
+        results[name] = (slots.picks_positions, every, last, step)
+    assert [r[0] for r in results.values()] == [False, True]
+    for _picks, every, last, step in results.values():
+        assert every.shape == (len(ids), every.shape[1])
+        np.testing.assert_allclose(last, every[-1], atol=1e-5)
+        np.testing.assert_allclose(step[0], step[1], atol=1e-5)
+    before, after = results.values()
+    for a, b in zip(before[1:], after[1:], strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-5)

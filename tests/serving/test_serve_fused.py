@@ -29,12 +29,13 @@ def backend(merged_dir):  # noqa: F811
     return OnnxBackend.load(ModelSpec("fused", "onnx", folder))
 
 
-def run(backend, cases, gap_steps=2, **limits):
-    """Submit (prompt ids, max tokens, choices) cases `gap_steps` apart; every choice's tokens."""
+def run(backend, cases, gap_steps=2, runner=None, jobs=None, **limits):
+    """Submit (prompt ids, max tokens, choices) cases `gap_steps` apart; every choice's tokens
+    (the jobs land in `jobs` when given)."""
     limits = {"max_batch_size": 8, **limits}
-    runner = backend.runner(limits["max_batch_size"])
+    runner = runner or backend.runner(limits["max_batch_size"])
     scheduler = Scheduler("fused", runner, SchedulerLimits(**limits))
-    jobs = []
+    jobs = [] if jobs is None else jobs
     for i, (prompt_ids, max_tokens, n) in enumerate(cases):
         params = SamplingParams(max_tokens, 0, n=n)
         request = GenerationRequest(f"r{i}", "fused", tuple(prompt_ids), params)
@@ -95,15 +96,16 @@ def test_batch_wider_than_the_initial_slot_capacity(backend):
 
 def test_the_server_loads_a_fused_variant_with_the_slot_runner(backend):
     """What `serve --model-dir` does for each variant: a lane whose scheduler drives slots."""
-    from tuneloop.serve.loading import _load_lane
+    from tuneloop.serve.loading import load_lane
     from tuneloop.serve.settings import Settings
     from tuneloop.serve.slot_runner import SlotRunner
 
     spec = ModelSpec("fused", "onnx", backend.info.path)
-    lane = _load_lane(spec, Settings(max_batch_size=3), not_loaded={})
+    lane = load_lane(spec, Settings(max_batch_size=3), not_loaded={})
     runner = lane.scheduler.runner
     assert isinstance(runner, SlotRunner) and runner.max_rows == 3
-    assert runner.cache.slots == 4, "one spare slot for a partial prompt to step aside into"
+    # + one spare slot for a partial prompt to step aside into, + the prompt prefix cache
+    assert runner.cache.slots == 5
 
 
 def test_a_full_batch_of_prompts_that_finish_prefilling_together(backend):
@@ -113,3 +115,37 @@ def test_a_full_batch_of_prompts_that_finish_prefilling_together(backend):
     cases = [(tokenizer.encode(p), 5, 1) for p in PROMPTS[:3]]
     together = run(backend, cases, gap_steps=0, max_batch_size=3)
     assert together == [run(backend, [case])[0] for case in cases]
+
+
+def test_prompts_sharing_a_prefix_reuse_its_cache_and_answer_as_alone(backend, merged_dir):  # noqa: F811
+    """The second and later prompts copy the shared prefix (a system prompt, an earlier turn)
+    from the prefix slot and compute only their own tokens; answers stay the model's own."""
+    tokenizer = backend.tokenizer
+    system = tokenizer.encode("You are a support triage assistant. Answer in JSON. ")
+    cases = [
+        (system + tokenizer.encode(PROMPTS[0]), 8, 1),
+        (system + tokenizer.encode(PROMPTS[2]), 8, 1),  # shares the system prompt
+        (system + tokenizer.encode(PROMPTS[2]), 6, 2),  # the same prompt again
+        (tokenizer.encode(PROMPTS[3]), 5, 1),  # shares nothing
+    ]
+    runner, jobs = backend.runner(8), []
+    outputs = run(backend, cases, gap_steps=6, runner=runner, jobs=jobs, prefill_chunk=7)
+    for (prompt_ids, max_tokens, _), choices in zip(cases, outputs, strict=True):
+        reference = generate_alone(merged_dir, None, prompt_ids, max_tokens)
+        assert all(choice == reference for choice in choices)
+    cached = [job.record.cached_prompt_tokens for job in jobs]
+    assert cached[0] == 0
+    assert cached[1] >= len(system)
+    assert cached[2] == len(cases[2][0]) - 1, "all but the last token, whose logits are needed"
+    assert cached[3] < 2
+
+
+def test_reset_forgets_the_prefix_cache(backend):
+    tokenizer = backend.tokenizer
+    case = (tokenizer.encode(PROMPTS[2]), 4, 1)
+    runner, jobs = backend.runner(4), []
+    first = run(backend, [case, case], runner=runner, jobs=jobs)
+    assert jobs[1].record.cached_prompt_tokens == len(case[0]) - 1
+    runner.reset()  # what a failed forward pass does: no cache can be trusted
+    again = run(backend, [case], runner=runner, jobs=jobs)
+    assert jobs[2].record.cached_prompt_tokens == 0 and again[0] == first[0]

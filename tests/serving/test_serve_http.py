@@ -101,6 +101,7 @@ def test_chat_completion_has_openai_shape_and_request_id(server):
     usage = body["usage"]
     assert usage["completion_tokens"] == 7
     assert usage["total_tokens"] == usage["prompt_tokens"] + 7
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 0}, "torch lanes cache no prefix"
 
 
 def test_client_request_id_is_echoed(server):

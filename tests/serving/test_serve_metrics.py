@@ -52,6 +52,7 @@ def test_a_finished_request_feeds_every_timing_histogram():
         first_token=11.0,
         finished=12.0,
         prompt_tokens=7,
+        cached_prompt_tokens=4,
         completion_tokens=[3, 2],
         finish_reasons=[FinishReason.STOP, FinishReason.LENGTH],
         inter_token_gaps=[0.1, 0.2, 0.1],
@@ -62,6 +63,7 @@ def test_a_finished_request_feeds_every_timing_histogram():
     assert value(registry, "tuneloop_time_to_first_token_seconds_sum", **labels) == 1.0
     assert value(registry, "tuneloop_inter_token_latency_seconds_count", **labels) == 3
     assert value(registry, "tuneloop_prompt_tokens_total", **labels) == 7
+    assert value(registry, "tuneloop_cached_prompt_tokens_total", **labels) == 4
     assert value(registry, "tuneloop_generated_tokens_total", **labels) == 5
 
 
