@@ -179,7 +179,7 @@ def _http(plan: _Plan, threads, new_tokens, users, seconds, deadline) -> dict:
     section = run_http(servers, plan.texts.messages, users, _HttpOptions(new_tokens, seconds))
     one_user = next((r for r in section["rows"] if r.get("users") == 1), None)
     if one_user and one_user.get("requests"):
-        engine = Engine("tuneloop in process", "tuneloop", plan.variants[0].model, "")
+        engine = Engine("tuneloop in process", "tuneloop-served", plan.variants[0].model, "")
         options = InprocOptions(threads, new_tokens, (), 1, deadline=deadline)
         options.sequential_requests = one_user["requests"]
         inproc = run_worker(engine, plan.texts, options)

@@ -201,8 +201,43 @@ def _silence(api) -> None:
     api.llama_log_set(quiet, ctypes.c_void_p(0))
 
 
+class ServedEngine:
+    """`tuneloop serve`'s engine without HTTP: the lane (scheduler, runner, backend) the server
+    builds for a variant folder, stepped here. The in-process side of the server-overhead
+    ratio: the same prompt prefix cache, sampling and detokenization, no HTTP, no metrics."""
+
+    MAX_BATCH_SIZE = 16  # as the bench's server
+
+    def __init__(self, folder: Path, threads: int) -> None:
+        from tuneloop.optimize.artifacts import read_artifact
+        from tuneloop.serve.lanes import ModelSpec
+        from tuneloop.serve.loading import load_lane
+        from tuneloop.serve.settings import Settings
+
+        backend = read_artifact(Path(folder)).get("backend", "torch")
+        spec = ModelSpec("bench", backend, Path(folder), threads=threads)
+        self.lane = load_lane(spec, Settings(max_batch_size=self.MAX_BATCH_SIZE), not_loaded={})
+        self.requests = 0
+
+    def answer(self, prompt: list[int], max_tokens: int) -> int:
+        """Tokens of one greedy answer, counted as the server's usage counts them."""
+        from tuneloop.serve.jobs import new_job
+        from tuneloop.serve.requests import GenerationRequest, SamplingParams
+
+        self.requests += 1
+        params = SamplingParams(max_tokens=max_tokens, temperature=0)
+        request = GenerationRequest(f"r{self.requests}", "bench", tuple(prompt), params)
+        tokenizer, scheduler = self.lane.tokenizer, self.lane.scheduler
+        job = new_job(request, tokenizer, lambda event: None, lane="bench", now=time.monotonic())
+        scheduler.add(job)
+        while scheduler.has_work():
+            scheduler.step()
+        return sum(job.record.completion_tokens)
+
+
 ENGINES = {
     "tuneloop": TuneloopEngine,
+    "tuneloop-served": ServedEngine,
     "transformers": TransformersEngine,
     "llama.cpp": LlamaCppEngine,
 }

@@ -25,10 +25,12 @@ def run(spec: dict) -> dict:
     started = time.perf_counter()
     engine = ENGINES[spec["engine"]](spec["model"], spec["threads"])
     result: dict = {"load_s": time.perf_counter() - started, "batches": {}}
-    engine.generate(texts.prompts[:1], 8)  # warm-up: allocators, kernels, caches
     if spec.get("sequential_requests"):
+        # warm-up, like the server's: a few tokens that share no prefix with the chats
+        engine.answer(texts.prompts[-1][-8:], 8)
         result["sequential"] = sequential(engine, texts, spec)
         return result
+    engine.generate(texts.prompts[:1], 8)  # warm-up: allocators, kernels, caches
     for size in spec["batch_sizes"]:
         prompts = [texts.prompts[i % len(texts.prompts)] for i in range(size)]
         runs = [engine.generate(prompts, spec["new_tokens"]) for _ in range(spec["repeats"])]

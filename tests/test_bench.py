@@ -61,6 +61,20 @@ def test_engines_on_the_same_weights_agree_and_pass(tiny_model_dir, texts, tmp_p
     assert json.loads((tmp_path / "bench.json").read_text())["inproc"]["rows"][2] == llama
 
 
+@pytest.mark.slow
+def test_the_server_overhead_reference_runs_the_servers_own_engine(tiny_model_dir, texts):
+    """At 1 user the HTTP figures are compared with the same requests through the server's
+    scheduler and runner in process (not another decode loop), counted as usage counts."""
+    from tuneloop.bench.inproc import Engine, InprocOptions, run_worker
+
+    engine = Engine("tuneloop in process", "tuneloop-served", tiny_model_dir, "")
+    options = InprocOptions(threads=1, new_tokens=5, batch_sizes=(), repeats=1)
+    options.sequential_requests = 3
+    result = run_worker(engine, texts, options)
+    assert result["sequential"]["requests"] == 3
+    assert 3 <= result["sequential"]["tokens"] <= 15 and result["sequential"]["tokens_per_s"] > 0
+
+
 def _row(label, engine, b1, passes):
     return {
         "label": label,
