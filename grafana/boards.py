@@ -74,7 +74,8 @@ def overview(rules: dict) -> board.Dashboard:
         .with_panel(
             series_panel(
                 "Tokens/s",
-                "Generated tokens (out) and prompt tokens (in) per second.",
+                "Generated tokens (out) and prompt tokens (in) per second; of the prompt "
+                "tokens, those the prefix cache served instead of computing.",
                 "short",
                 [
                     (
@@ -84,6 +85,11 @@ def overview(rules: dict) -> board.Dashboard:
                     (
                         f"sum(rate(tuneloop_prompt_tokens_total{{{SERVER}}}[$__rate_interval]))",
                         "prompt",
+                    ),
+                    (
+                        "sum(rate(tuneloop_cached_prompt_tokens_total"
+                        f"{{{SERVER}}}[$__rate_interval]))",
+                        "prompt, from cache",
                     ),
                 ],
             )
