@@ -149,3 +149,49 @@ def test_reset_forgets_the_prefix_cache(backend):
     runner.reset()  # what a failed forward pass does: no cache can be trusted
     again = run(backend, [case], runner=runner, jobs=jobs)
     assert jobs[2].record.cached_prompt_tokens == 0 and again[0] == first[0]
+
+
+@pytest.mark.integration
+def test_the_server_reports_prompt_tokens_served_from_the_prefix_cache(
+    backend, serve_process, tmp_path
+):
+    """Through HTTP: the same chat twice, the second reuses all but one prompt token; usage
+    says so (OpenAI's `prompt_tokens_details.cached_tokens`), and so does /metrics."""
+    import json
+    import shutil
+
+    import httpx
+
+    from serving.test_serve_onnx import NAME, artifact
+
+    folder = tmp_path / "optimized"
+    shutil.copytree(backend.info.path, folder / "fused-fp32")
+    artifact(folder / "fused-fp32", "fused-fp32", "passed")
+    (folder / "summary.json").write_text(json.dumps({"recommended": "fused-fp32"}))
+    server = serve_process(["--model-dir", str(folder)])
+    body = {
+        "model": NAME,
+        "messages": [{"role": "user", "content": "Where is my parcel? It was due on Monday."}],
+        "max_tokens": 6,
+        "temperature": 0,
+    }
+    url = f"{server.url}/v1/chat/completions"
+    first = httpx.post(url, json=body, timeout=60).json()
+    second = httpx.post(url, json=body, timeout=60).json()
+    assert second["choices"][0]["message"] == first["choices"][0]["message"]
+    prompt_tokens = second["usage"]["prompt_tokens"]
+    assert first["usage"]["prompt_tokens_details"]["cached_tokens"] < prompt_tokens - 1
+    assert second["usage"]["prompt_tokens_details"] == {"cached_tokens": prompt_tokens - 1}
+
+    stream = {**body, "stream": True, "stream_options": {"include_usage": True}}
+    with httpx.stream("POST", url, json=stream, timeout=60) as response:
+        lines = [line[6:] for line in response.iter_lines() if line.startswith("data: {")]
+    usage = json.loads(lines[-1])["usage"]
+    assert usage["prompt_tokens_details"] == {"cached_tokens": prompt_tokens - 1}
+    metrics = httpx.get(f"{server.url}/metrics").text
+    cached = sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("tuneloop_cached_prompt_tokens_total{")
+    )
+    assert cached >= 2 * (prompt_tokens - 1)
