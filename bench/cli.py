@@ -180,7 +180,7 @@ def _http(plan: _Plan, threads, new_tokens, users, seconds, deadline) -> dict:
     one_user = next((r for r in section["rows"] if r.get("users") == 1), None)
     if one_user and one_user.get("requests"):
         engine = Engine("tuneloop in process", "tuneloop-served", plan.variants[0].model, "")
-        options = InprocOptions(threads, new_tokens, (), 1, deadline=deadline)
+        options = InprocOptions(threads, new_tokens, (), repeats=2, deadline=deadline)
         options.sequential_requests = one_user["requests"]
         inproc = run_worker(engine, plan.texts, options)
         if "sequential" in inproc:
