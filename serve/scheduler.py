@@ -139,6 +139,7 @@ class Scheduler:
         self._expire_waiting(now)
         rows = self.running
         reserved = sum(job.reserved_tokens for job in self._running + self._prefilling)
+        admitted = []
         with self._waiting_lock:
             while self._waiting:
                 job = self._waiting[0]
@@ -149,9 +150,11 @@ class Scheduler:
                     break
                 self._waiting.popleft()
                 rows, reserved = rows + n, reserved + job.reserved_tokens
-                job.state, job.record.prefill_start = JobState.PREFILLING, now
-                job.prefilled = job.record.cached_prompt_tokens = self.runner.reuse_prefix(job)
-                self._prefilling.append(job)
+                admitted.append(job)
+        for job in admitted:  # outside the lock: request threads keep queueing meanwhile
+            job.state, job.record.prefill_start = JobState.PREFILLING, now
+            job.prefilled = job.record.cached_prompt_tokens = self.runner.reuse_prefix(job)
+            self._prefilling.append(job)
 
     def _expire_waiting(self, now: float) -> None:
         with self._waiting_lock:
