@@ -199,7 +199,7 @@ def _http_chart(section: dict, path: Path) -> bool:
         ]
         ax.bar([x + i * width for x in range(len(users))], values, width=width, label=server)
     ax.set_xticks([x + width * (len(servers) - 1) / 2 for x in range(len(users))])
-    ax.set_xticklabels([f"{u} users" for u in users])
+    ax.set_xticklabels([f"{u} user" if u == 1 else f"{u} users" for u in users])
     ax.set_ylabel("generated tokens/s, all users")
     ax.legend(fontsize="small")
     fig.suptitle("tuneloop bench, HTTP (streaming, greedy)", fontsize=10)
