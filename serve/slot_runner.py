@@ -13,7 +13,8 @@ the running ones holds a partial prompt, and the running slot a prompt joins int
 by another prompt: that one steps aside into the spare slot (without it the two would have
 to swap places).
 
-Prompt prefix cache: the last slot keeps the cache of the latest prompt. A new prompt that
+Prompt prefix cache: the last slot keeps the cache of the latest prompt (with its answer
+once it has finished, if no other prompt came since and it asked for one choice). A new prompt that
 starts with the same tokens (the chat template's system prompt, or the earlier turns of a
 conversation) copies those columns into its own slot and prefills only the rest: a copy of
 ~46 KB per token for SmolLM2-135M, against a forward pass per token. Keys and values of a
@@ -102,11 +103,23 @@ class SlotRunner:
             if self.rows[row] not in leaving:
                 row += 1
                 continue
+            self._remember(row, self.rows[row])
             last = len(self.rows) - 1
             self.cache.move(last, row)
             self.cache.clear(last)
             self.rows[row] = self.rows[last]
             self.rows.pop()
+
+    def _remember(self, slot: int, seq: Sequence) -> None:
+        """Extend the prefix cache with a finished single-choice answer (the tokens fed back
+        so far) when it still holds that answer's prompt: a chat's next turn starts with all
+        of it. A prompt that joined since is newer and stays."""
+        if len(seq.job.sequences) != 1 or self._prefix != seq.job.prompt:
+            return
+        fed = int(self.cache.lengths[slot]) - len(seq.job.prompt)
+        if fed > 0:
+            self.cache.move(slot, self._prefix_slot)
+            self._prefix = seq.job.prompt + tuple(seq.token_ids[:fed])
 
     def reset(self) -> None:
         """Forget every cache (after a failed forward pass, the cache can't be trusted)."""

@@ -31,7 +31,7 @@ def backend(merged_dir):  # noqa: F811
 
 def run(backend, cases, gap_steps=2, runner=None, jobs=None, **limits):
     """Submit (prompt ids, max tokens, choices) cases `gap_steps` apart; every choice's tokens
-    (the jobs land in `jobs` when given)."""
+    of every job in `jobs` (given: earlier jobs stay in it, the new ones come last)."""
     limits = {"max_batch_size": 8, **limits}
     runner = runner or backend.runner(limits["max_batch_size"])
     scheduler = Scheduler("fused", runner, SchedulerLimits(**limits))
@@ -148,7 +148,7 @@ def test_reset_forgets_the_prefix_cache(backend):
     assert jobs[1].record.cached_prompt_tokens == len(case[0]) - 1
     runner.reset()  # what a failed forward pass does: no cache can be trusted
     again = run(backend, [case], runner=runner, jobs=jobs)
-    assert jobs[2].record.cached_prompt_tokens == 0 and again[0] == first[0]
+    assert jobs[2].record.cached_prompt_tokens == 0 and again[-1] == first[0]
 
 
 @pytest.mark.integration
@@ -195,3 +195,17 @@ def test_the_server_reports_prompt_tokens_served_from_the_prefix_cache(
         if line.startswith("tuneloop_cached_prompt_tokens_total{")
     )
     assert cached >= 2 * (prompt_tokens - 1)
+
+
+def test_a_conversations_next_turn_reuses_the_previous_prompt_and_answer(backend, merged_dir):  # noqa: F811
+    """A finished single-choice answer stays in the prefix cache with its prompt: the next
+    turn (prompt + answer + a new message) computes only the new message."""
+    tokenizer = backend.tokenizer
+    runner, jobs = backend.runner(4), []
+    first_prompt = tokenizer.encode(PROMPTS[0])
+    (answer,) = run(backend, [(first_prompt, 6, 1)], runner=runner, jobs=jobs)[0]
+    second_prompt = first_prompt + answer + tokenizer.encode(" Thanks. " + PROMPTS[3])
+    (second,) = run(backend, [(second_prompt, 5, 1)], runner=runner, jobs=jobs)[-1]
+    assert second == generate_alone(merged_dir, None, second_prompt, 5)
+    # every answer token but the last was fed back through the model, so its keys are cached
+    assert jobs[1].record.cached_prompt_tokens == len(first_prompt) + len(answer) - 1
