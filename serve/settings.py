@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     prefill_chunk: int = Field(
         256, ge=1, description="longest piece of one prompt prefilled in a step"
     )
+    prefix_cache: bool = Field(
+        True,
+        description="reuse the cache of the latest prompt's shared prefix (fused ONNX variants)",
+    )
     max_batch_tokens: int = Field(
         32768,
         ge=1,

@@ -31,7 +31,7 @@ from tuneloop.serve.jobs import Job, Sequence
 
 
 class SlotRunner:
-    def __init__(self, backend, max_rows: int) -> None:
+    def __init__(self, backend, max_rows: int, prefix_cache: bool = True) -> None:
         from tuneloop.optimize.kv_slots import KVSlots
 
         self.backend = backend
@@ -43,6 +43,7 @@ class SlotRunner:
         self._prefix_slot = self.cache.slots - 1
         self._prefix: tuple[int, ...] = ()
         """The prompt whose cache the prefix slot holds."""
+        self.prefix_cache = prefix_cache
 
     @property
     def cache_cells(self) -> int:
@@ -54,6 +55,8 @@ class SlotRunner:
         that the prefix cache has; the number of prompt tokens it need not compute."""
         slot = self._pending[id(job)] = self._free_slot()
         self.cache.clear(slot)
+        if not self.prefix_cache:
+            return 0
         # At least the prompt's last token is computed: its logits give the first new token.
         shared = _common_prefix(self._prefix, job.prompt, limit=len(job.prompt) - 1)
         if shared:
@@ -74,7 +77,7 @@ class SlotRunner:
     def join(self, job: Job, sequences: list[Sequence]) -> None:
         """Copy a prefilled prompt into the next running slot(s), one per continuing choice."""
         slot = self._pending.pop(id(job))
-        if job.prompt != self._prefix:
+        if self.prefix_cache and job.prompt != self._prefix:
             self.cache.move(slot, self._prefix_slot)
             self._prefix = job.prompt
         for seq in sequences:
@@ -114,7 +117,7 @@ class SlotRunner:
         """Extend the prefix cache with a finished single-choice answer (the tokens fed back
         so far) when it still holds that answer's prompt: a chat's next turn starts with all
         of it. A prompt that joined since is newer and stays."""
-        if len(seq.job.sequences) != 1 or self._prefix != seq.job.prompt:
+        if not self.prefix_cache or len(seq.job.sequences) != 1 or self._prefix != seq.job.prompt:
             return
         fed = int(self.cache.lengths[slot]) - len(seq.job.prompt)
         if fed > 0:

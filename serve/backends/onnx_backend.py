@@ -76,12 +76,13 @@ class OnnxBackend:
 
     unload_adapter = load_adapter
 
-    def runner(self, max_rows: int):
-        """The runner that drives this variant: slots for the fused graph, else left padding."""
+    def runner(self, max_rows: int, prefix_cache: bool = True):
+        """The runner that drives this variant: slots for the fused graph (with the prompt
+        prefix cache unless told otherwise), else left padding."""
         if self.fused:
             from tuneloop.serve.slot_runner import SlotRunner
 
-            return SlotRunner(self, max_rows)
+            return SlotRunner(self, max_rows, prefix_cache=prefix_cache)
         from tuneloop.serve.batch_runner import BatchRunner
 
         return BatchRunner(self)

@@ -196,6 +196,13 @@ def test_the_server_reports_prompt_tokens_served_from_the_prefix_cache(
     )
     assert cached >= 2 * (prompt_tokens - 1)
 
+    # a chat's later turns reuse the earlier ones (bench/multi_turn.py, as the README runs it)
+    from tuneloop.bench.multi_turn import run
+
+    opener = [[{"role": "user", "content": "My parcel is late."}]]
+    first, second = run(server.url, NAME, opener, turns=2, max_tokens=4)
+    assert second["cached_tokens"] >= first["prompt_tokens"] > 0
+
 
 def test_a_conversations_next_turn_reuses_the_previous_prompt_and_answer(backend, merged_dir):  # noqa: F811
     """A finished single-choice answer stays in the prefix cache with its prompt: the next
@@ -209,3 +216,12 @@ def test_a_conversations_next_turn_reuses_the_previous_prompt_and_answer(backend
     assert second == generate_alone(merged_dir, None, second_prompt, 5)
     # every answer token but the last was fed back through the model, so its keys are cached
     assert jobs[1].record.cached_prompt_tokens == len(first_prompt) + len(answer) - 1
+
+
+def test_the_prefix_cache_can_be_turned_off(backend):
+    tokenizer = backend.tokenizer
+    case = (tokenizer.encode(PROMPTS[2]), 4, 1)
+    runner, jobs = backend.runner(4, prefix_cache=False), []
+    outputs = run(backend, [case, case], runner=runner, jobs=jobs)
+    assert [job.record.cached_prompt_tokens for job in jobs] == [0, 0]
+    assert outputs[0] == outputs[1]
