@@ -13,8 +13,8 @@ the running ones holds a partial prompt, and the running slot a prompt joins int
 by another prompt: that one steps aside into the spare slot (without it the two would have
 to swap places).
 
-Prompt prefix cache: the last slot keeps the cache of the latest prompt (with its answer
-once it has finished, if no other prompt came since and it asked for one choice). A new prompt that
+Prompt prefix cache: the last slot keeps the cache of the latest prompt (with its answer once
+it has finished, if no other prompt came since and it asked for one choice). A new prompt that
 starts with the same tokens (the chat template's system prompt, or the earlier turns of a
 conversation) copies those columns into its own slot and prefills only the rest: a copy of
 ~46 KB per token for SmolLM2-135M, against a forward pass per token. Keys and values of a
@@ -64,13 +64,11 @@ class SlotRunner:
         return shared
 
     def prefill(self, chunks: list[tuple[Job, list[int]]]) -> torch.Tensor:
-        """Run each job's next prompt chunk in its own slot; the logits after each chunk."""
+        """Run each job's next prompt chunk in the slot `reuse_prefix` gave it; the logits
+        after each chunk."""
         logits = []
         for job, tokens in chunks:
-            slot = self._pending.get(id(job))
-            if slot is None:
-                slot = self._pending[id(job)] = self._free_slot()
-                self.cache.clear(slot)
+            slot = self._pending[id(job)]
             logits.append(torch.from_numpy(self.cache.prefill(slot, tokens).copy()))
         return torch.stack(logits)
 
