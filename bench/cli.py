@@ -149,6 +149,7 @@ class _HttpOptions:
 
 def _http(plan: _Plan, threads, new_tokens, users, seconds, deadline) -> dict:
     from tuneloop.bench import llama_peer
+    from tuneloop.bench.engines import ServedEngine
     from tuneloop.bench.http import run_http
     from tuneloop.bench.inproc import Engine, InprocOptions, run_worker
 
@@ -168,7 +169,7 @@ def _http(plan: _Plan, threads, new_tokens, users, seconds, deadline) -> dict:
             "--threads",
             str(threads),
             "--max-batch-size",
-            "16",
+            str(ServedEngine.MAX_BATCH_SIZE),
             "--log-level",
             "warning",
         ],  # fmt: skip

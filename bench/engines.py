@@ -206,7 +206,8 @@ class ServedEngine:
     builds for a variant folder, stepped here. The in-process side of the server-overhead
     ratio: the same prompt prefix cache, sampling and detokenization, no HTTP, no metrics."""
 
-    MAX_BATCH_SIZE = 16  # as the bench's server
+    MAX_BATCH_SIZE = 16
+    """Also the bench's `tuneloop serve --max-batch-size`."""
 
     def __init__(self, folder: Path, threads: int) -> None:
         from tuneloop.optimize.artifacts import read_artifact
