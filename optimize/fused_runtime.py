@@ -4,6 +4,11 @@ Generation uses the slot cache of `kv_slots`: 1) each prompt is prefilled into i
 (prompts of any lengths, no padding), 2) every step decodes all rows in one run with the cache
 shared in place, 3) it stops when every row has ended. Teacher-forced logits prefill one slot
 and keep every position's logits.
+
+A single prompt with a draft table in its folder (`ngram_draft`) decodes speculatively: each
+pass feeds the last token plus up to `draft_tokens` drafted ones, keeps the drafted tokens
+while they equal the pass's own greedy choice, and drops the cache columns of the rest. The
+output is the same as decoding one token per pass.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tuneloop.optimize.kv_slots import KVSlots
+from tuneloop.optimize.ngram_draft import NgramDraft
 from tuneloop.optimize.runtime import CausalLM, Generation
 
 
@@ -24,6 +30,10 @@ class FusedCausalLM(CausalLM):
         super().__init__(folder, tokenizer)
         self.session = session
         self._slots: KVSlots | None = None
+        self.draft = NgramDraft.load(folder)
+        self.speculate = self.draft is not None
+        """Decode a single prompt speculatively with the folder's draft table."""
+        self.draft_tokens = DRAFT_TOKENS
 
     def slots(self, count: int) -> KVSlots:
         """A slot cache with at least `count` empty slots."""
@@ -39,6 +49,8 @@ class FusedCausalLM(CausalLM):
     def generate(
         self, prompts: list[list[int]], max_new_tokens: int, stop_at_eos: bool = True
     ) -> Generation:
+        if self.speculate and self.draft is not None and len(prompts) == 1:
+            return self._generate_drafted(list(prompts[0]), max_new_tokens, stop_at_eos)
         cache = self.slots(len(prompts))
         cache.reserve(max(len(p) for p in prompts) + max_new_tokens)
         # 1) prefill every prompt into its own slot
@@ -63,3 +75,41 @@ class FusedCausalLM(CausalLM):
             steps += 1
         decode = time.perf_counter() - started
         return Generation(tokens, sum(len(p) for p in prompts), prefill, decode, steps)
+
+    def _generate_drafted(self, prompt: list[int], max_new_tokens: int, stop_at_eos: bool):
+        """Greedy decoding of one prompt, checking drafted tokens in the same pass."""
+        cache = self.slots(1)
+        cache.reserve(len(prompt) + max_new_tokens + self.draft_tokens)
+        started = time.perf_counter()
+        tokens = [int(cache.prefill(0, prompt).argmax())]
+        prefill = time.perf_counter() - started
+        ended = lambda token: stop_at_eos and token in self.eos_ids  # noqa: E731
+        steps = drafted = accepted = 0
+        started = time.perf_counter()
+        while not ended(tokens[-1]) and len(tokens) < max_new_tokens:
+            # Drafts past the budget would be wasted work: the pass itself adds one token.
+            room = min(self.draft_tokens, max_new_tokens - len(tokens) - 1)
+            draft = self.draft.propose(prompt + tokens, room)
+            fed = int(cache.lengths[0])
+            if draft:
+                choices = cache.extend([tokens[-1], *draft]).argmax(-1)
+            else:
+                choices = cache.decode(np.array([tokens[-1]])).argmax(-1)
+            kept = 0
+            for choice in choices.tolist():
+                tokens.append(int(choice))
+                if kept == len(draft) or choice != draft[kept] or ended(choice):
+                    break
+                kept += 1
+            # The cache holds the fed token and the drafted tokens that were kept.
+            cache.truncate(0, fed + 1 + kept)
+            steps, drafted, accepted = steps + 1, drafted + len(draft), accepted + kept
+        decode = time.perf_counter() - started
+        return Generation(
+            [tokens], len(prompt), prefill, decode, steps, len(tokens) - 1, drafted, accepted
+        )
+
+
+DRAFT_TOKENS = 4
+"""Most draft tokens checked per pass: a pass over 5 tokens costs ~1.5 passes over one on a
+2-core CPU, so longer drafts only pay when nearly all of them are kept."""

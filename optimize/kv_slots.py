@@ -48,6 +48,11 @@ class _Buffers:
     """[slots, capacity] int64: 1 for every cached token of a slot, plus the one being added."""
     decode_bindings: dict[int, tuple[object, np.ndarray, np.ndarray]] = field(default_factory=dict)
     """Batch size -> (IOBinding, bound input ids [B, 1], bound logits [B, 1, vocab])."""
+    extend_bindings: dict[int, tuple[object, np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict
+    )
+    """Token count T -> (IOBinding, ids [1, T], logits [1, T, vocab], logits positions [T]) of
+    `extend`; the arrays live here because the binding holds only their addresses."""
 
 
 class KVSlots:
@@ -102,6 +107,12 @@ class KVSlots:
         self.lengths[slot] = 0
         self._buffers.mask[slot] = 0
 
+    def truncate(self, slot: int, length: int) -> None:
+        """Keep the first `length` tokens of a slot's sequence (drop rejected draft tokens:
+        the next run writes over their columns)."""
+        self.lengths[slot] = length
+        self._buffers.mask[slot, length:] = 0
+
     def move(self, source: int, target: int, count: int | None = None) -> None:
         """Copy the sequence in slot `source` (or its first `count` tokens) into slot `target`;
         the source keeps its copy."""
@@ -148,6 +159,28 @@ class KVSlots:
         self.session.run_with_iobinding(binding)
         self.lengths[:rows] += 1
         return logits[:, 0]
+
+    def extend(self, tokens: list[int]) -> np.ndarray:
+        """Append several tokens to the sequence in slot 0 in one run (a last token plus
+        drafted ones, to check them); the logits after each [len(tokens), vocab].
+
+        Unlike `prefill`, the binding is kept per token count and the mask is the slot's
+        full-width row, as in `decode`: no per-run set-up."""
+        count, start = len(tokens), int(self.lengths[0])
+        self.reserve(start + count)
+        buffers = self._buffers
+        if count not in buffers.extend_bindings:
+            ids = np.zeros((1, count), dtype=np.int64)
+            logits = np.empty((1, count, self.vocab), dtype=np.float32)
+            positions = np.arange(count, dtype=np.int64)
+            binding = self._binding(ids, buffers.mask[:1], logits, 0, 1, positions)
+            buffers.extend_bindings[count] = (binding, ids, logits, positions)
+        binding, ids, logits, _ = buffers.extend_bindings[count]
+        ids[0] = tokens
+        buffers.mask[0, start : start + count] = 1
+        self.session.run_with_iobinding(binding)
+        self.lengths[0] = start + count
+        return logits[0]
 
     def _binding(
         self,

@@ -28,6 +28,13 @@ class Generation:
     prefill_seconds: float
     decode_seconds: float
     decode_steps: int
+    """Forward passes after the prefill."""
+    decode_tokens: int | None = None
+    """Tokens those passes produced, all rows together, when not one per row per pass
+    (speculative decoding accepts several per pass)."""
+    drafted: int = 0
+    accepted: int = 0
+    """Draft tokens checked and kept (speculative decoding)."""
     batch_size: int = field(init=False)
 
     def __post_init__(self) -> None:
@@ -40,7 +47,9 @@ class Generation:
     @property
     def decode_tokens_per_s(self) -> float:
         """Tokens produced per second over the decode steps, all sequences together."""
-        produced = self.decode_steps * self.batch_size
+        produced = self.decode_tokens
+        if produced is None:
+            produced = self.decode_steps * self.batch_size
         return produced / self.decode_seconds if self.decode_seconds else 0.0
 
 
