@@ -1,5 +1,5 @@
 """Command-line entry points of the optimize stage: `tuneloop optimize merge|export|quantize|
-verify|all`. Each is a thin wrapper; the work lives in the modules named in its body.
+verify|draft|all`. Each is a thin wrapper; the work lives in the modules named in its body.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from tuneloop.optimize.gate import GateThresholds
+from tuneloop.optimize.ngram_draft import DraftOptions
 from tuneloop.optimize.quantize import QuantizeOptions
 from tuneloop.optimize.verify import VerifyOptions
 
@@ -132,6 +133,45 @@ def verify(
     return 0 if gate["status"] == "passed" else 1
 
 
+def draft(*, model: Path, data: Path, options: DraftOptions) -> int:
+    """Build the draft table for speculative decoding from the fine-tune's training data.
+
+    Counts which token followed each 1..order tokens in the data's answers and keeps the
+    confident ones (draft_ngrams.json). A fused variant with a table checks up to 4 drafted
+    tokens (a look-up in the conversation, then the table) per forward pass when it decodes one
+    sequence, in `tuneloop serve` and in process; outputs stay the model's own choices.
+
+    Args:
+        model: a fused variant folder, or an `optimize all` folder (every fused variant in it).
+        data: the adapter's training data (not the validation file: the table should not
+            have seen the answers it is measured on).
+        options: which contexts make the table
+    """
+    from tuneloop.optimize.ngram_draft import add_draft, draft_from_data
+    from tuneloop.optimize.runtime import folder_tokenizer
+
+    folders = fused_folders(Path(model))
+    table = draft_from_data(folder_tokenizer(folders[0]), data, options)
+    for folder in folders:
+        add_draft(folder, table)
+        print(f"{folder}: draft table of {len(table.table)} contexts from {data}")
+    return 0
+
+
+def fused_folders(model: Path) -> list[Path]:
+    """The fused variant folders a path names: itself, or the fused-* folders inside it."""
+    from tuneloop.errors import UsageError
+
+    folders = [model] if (model / "genai_config.json").is_file() else []
+    folders = folders or sorted(p.parent for p in model.glob("fused-*/genai_config.json"))
+    if not folders:
+        raise UsageError(
+            f"{model}: no fused variant (a folder with genai_config.json, or an "
+            "`optimize all` folder with fused-* variants)"
+        )
+    return folders
+
+
 def all_variants(
     *,
     adapter: Path,
@@ -143,6 +183,7 @@ def all_variants(
     fused: bool = True,
     samples: int | Literal["all"] = 64,
     threads: int = 0,
+    draft_data: Path | None = None,
     force: bool = False,
 ) -> int:
     """Merge, export, quantize (int8, int4) and verify each variant, with a summary table.
@@ -164,6 +205,8 @@ def all_variants(
         samples: validation examples scored per variant (first N of the file), or all.
         threads: CPU threads for every model (0: one per core; 1 gives steadier figures on a
             machine that other jobs share).
+        draft_data: training data for the fused variants' draft tables (`optimize draft`;
+            default: the training data named in the adapter's training_config.json, if any).
         force: replace --out if it exists.
     """
     from tuneloop.optimize.pipeline import Plan, optimize_all
@@ -171,7 +214,14 @@ def all_variants(
     plan = Plan(methods=tuple(methods or ("int8", "int4")), fused=fused)
     options = VerifyOptions(samples=samples, task_data=task_data, threads=threads)
     summary = optimize_all(
-        adapter, out, base=base, data=data, plan=plan, options=options, force=force
+        adapter,
+        out,
+        base=base,
+        data=data,
+        plan=plan,
+        options=options,
+        force=force,
+        draft_data=draft_data,
     )
     print((Path(out) / "summary.md").read_text(encoding="utf-8"))
     print(f"recommended: {summary['recommended'] or 'none (no variant passed the gate)'}")

@@ -142,6 +142,19 @@ def draft_from_data(tokenizer, data: Path, options: DraftOptions | None = None) 
     return NgramDraft.build(sequences, options, source)
 
 
+def add_draft(folder: Path, draft: NgramDraft) -> Path:
+    """Save the table into a variant folder and record it (hash, source) in its manifest."""
+    from tuneloop.optimize.artifacts import ARTIFACT_FILE, read_artifact, save_json, sha256_file
+
+    path = draft.save(folder)
+    if (Path(folder) / ARTIFACT_FILE).is_file():
+        manifest = read_artifact(folder)
+        manifest.setdefault("files", {})[DRAFT_FILE] = sha256_file(path)
+        manifest["draft"] = {"entries": len(draft.table), "order": draft.order, **draft.source}
+        save_json(Path(folder) / ARTIFACT_FILE, manifest)
+    return path
+
+
 def _look_up(context: Sequence[int], limit: int, min_match: int, max_match: int = 4) -> list[int]:
     """What followed the latest earlier occurrence of the context's last tokens (longest
     match first, down to `min_match` tokens)."""

@@ -44,6 +44,7 @@ def optimize_all(
     thresholds: GateThresholds | None = None,
     options: VerifyOptions | None = None,
     force: bool = False,
+    draft_data: Path | None = None,
 ) -> dict:
     from tuneloop.optimize.export import export_onnx
     from tuneloop.optimize.merge import merge_adapter
@@ -78,7 +79,40 @@ def optimize_all(
         result = verify_candidate(merged, variant, data, thresholds, options, cache)
         rows.append(summary_row(variant, result))
     rows.insert(0, reference_row(merged, cache, rows))
+    # After verifying: drafts change no output, and the summary's speeds stay one per pass.
+    _add_drafts(out, draft_data or _training_file(Path(adapter)))
     return write_summary(out, rows, Path(adapter))
+
+
+def _add_drafts(out: Path, data: Path | None) -> None:
+    from tuneloop.optimize.ngram_draft import add_draft, draft_from_data
+    from tuneloop.optimize.runtime import folder_tokenizer
+
+    fused = sorted(p.parent for p in out.glob("fused-*/genai_config.json"))
+    if not fused:
+        return
+    if data is None:
+        log.info("no training data named: the fused variants get no draft table (optimize draft)")
+        return
+    table = draft_from_data(folder_tokenizer(fused[0]), data)
+    for folder in fused:
+        add_draft(folder, table)
+    log.info(
+        "draft table of %d contexts from %s in %d fused variants",
+        len(table.table),
+        data,
+        len(fused),
+    )
+
+
+def _training_file(adapter: Path) -> Path | None:
+    """The training data file recorded by `tuneloop train`, if it is still there."""
+    config = adapter / "training_config.json"
+    if config.is_file():
+        path = json.loads(config.read_text(encoding="utf-8")).get("data")
+        if isinstance(path, str) and Path(path).is_file():
+            return Path(path)
+    return None
 
 
 def _fused_available() -> bool:

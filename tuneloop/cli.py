@@ -37,6 +37,7 @@ COMMANDS = {
             "export": optimize.export,
             "quantize": optimize.quantize,
             "verify": optimize.verify,
+            "draft": optimize.draft,
             "all": optimize.all_variants,
         },
     ),
