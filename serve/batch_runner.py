@@ -39,6 +39,10 @@ class BatchRunner:
         """Prompt tokens of `job` served from a prefix cache: none here (per-adapter rows)."""
         return 0
 
+    def draft(self, seq: Sequence) -> list[int]:  # noqa: ARG002
+        """Tokens to check after a sequence's last one: none here (no draft table)."""
+        return []
+
     def prefill(self, chunks: list[tuple[Job, list[int]]]) -> torch.Tensor:
         """Run each job's next prompt chunk; return the logits after each chunk [chunks, vocab].
 

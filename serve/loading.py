@@ -202,7 +202,11 @@ def load_lane(spec: ModelSpec, settings: Settings, not_loaded: dict[str, str]) -
         ", ".join(backend.adapters) or "none",
     )
     runner = (
-        backend.runner(limits.max_batch_size, prefix_cache=settings.prefix_cache)
+        backend.runner(
+            limits.max_batch_size,
+            prefix_cache=settings.prefix_cache,
+            speculate=settings.speculate,
+        )
         if hasattr(backend, "runner")
         else BatchRunner(backend, pool_prompts=settings.drift)
     )

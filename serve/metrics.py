@@ -123,6 +123,18 @@ class Metrics:
             request,
             **kw,
         )
+        self.drafted_tokens = Counter(
+            "tuneloop_draft_tokens_total",
+            "Drafted tokens checked in speculative decoding passes",
+            request,
+            **kw,
+        )
+        self.accepted_draft_tokens = Counter(
+            "tuneloop_draft_accepted_tokens_total",
+            "Drafted tokens kept because the model chose them too",
+            request,
+            **kw,
+        )
         self.running = Gauge(
             "tuneloop_requests_running", "Sequences in the running batch", ["model"], **kw
         )
@@ -196,6 +208,8 @@ class Metrics:
             self.prompt_tokens,
             self.generated_tokens,
             self.cached_prompt_tokens,
+            self.drafted_tokens,
+            self.accepted_draft_tokens,
         ):
             metric.labels(model, adapter)
         self.requests.labels(model, adapter, "200")
@@ -223,6 +237,8 @@ class Metrics:
         if record.prefill_start is not None:
             self.prompt_tokens.labels(*labels).inc(record.prompt_tokens)
             self.cached_prompt_tokens.labels(*labels).inc(record.cached_prompt_tokens)
+            self.drafted_tokens.labels(*labels).inc(record.drafted_tokens)
+            self.accepted_draft_tokens.labels(*labels).inc(record.accepted_draft_tokens)
             self.prompt_length.labels(*labels).observe(record.prompt_tokens)
             self.completion_length.labels(*labels).observe(generated)
         self.generated_tokens.labels(*labels).inc(generated)

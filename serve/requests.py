@@ -84,6 +84,9 @@ class RequestRecord:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0
     """Prompt tokens whose cache was reused from an earlier prompt instead of computed."""
+    drafted_tokens: int = 0
+    accepted_draft_tokens: int = 0
+    """Drafted tokens checked, and kept because the model chose them too (speculation)."""
     completion_tokens: list[int] = field(default_factory=list)
     finish_reasons: list[FinishReason] = field(default_factory=list)
     inter_token_gaps: list[float] = field(default_factory=list)

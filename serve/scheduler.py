@@ -6,7 +6,8 @@ One scheduler drives one model (a lane). Each call of `step()` is one iteration:
 2) prefill: run prompt chunks of admitted jobs, within the step's token budget, so a long
    prompt is spread over several steps and never stalls the running streams for long;
    a finished prompt yields its first token and joins the running batch;
-3) decode: one forward pass gives every running sequence its next token;
+3) decode: one forward pass gives every running sequence its next token (a sequence running
+   alone may get several: the runner drafts them and the pass checks them, see `_speculate`);
 4) finish: retire sequences that ended (end token, stop string, max_tokens, deadline,
    cancellation), free their rows, and report each finished request.
 
@@ -203,12 +204,34 @@ class Scheduler:
         rows = self.runner.rows
         if not rows:
             return 0
+        if len(rows) == 1 and (draft := self.runner.draft(rows[0])):
+            self._speculate(rows[0], draft)
+            return 1
         logits = self.runner.decode()
         tokens = sample(logits, [s.sampling for s in rows])
         for seq, token, logprob in zip(rows, tokens, token_logprobs(logits, tokens), strict=True):
             if not seq.finished:
                 self._accept(seq, token, logprob)
         return len(rows)
+
+    def _speculate(self, seq: Sequence, draft: list[int]) -> None:
+        """One pass over the last token and the drafted ones; keep drafted tokens while each
+        equals the token chosen from the logits before it. Choosing as usual (greedy or
+        sampled with the sequence's own generator) and comparing is speculative sampling's
+        rule for a draft of probability 1, so outputs keep their distribution; the first
+        difference is the pass's own token, as if no draft had been made."""
+        logits = self.runner.extend(draft)
+        kept = 0
+        for position in range(len(draft) + 1):
+            row = logits[position : position + 1]
+            token = sample(row, [seq.sampling])
+            self._accept(seq, token[0], token_logprobs(row, token)[0])
+            if seq.finished or position == len(draft) or token[0] != draft[position]:
+                break
+            kept += 1
+        self.runner.keep_drafted(kept)
+        seq.job.record.drafted_tokens += len(draft)
+        seq.job.record.accepted_draft_tokens += kept
 
     def running_rows(self) -> int:
         return len(self.runner.rows)

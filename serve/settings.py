@@ -97,6 +97,11 @@ class Settings(BaseSettings):
         True,
         description="reuse the cache of the latest prompt's shared prefix (fused ONNX variants)",
     )
+    speculate: bool = Field(
+        True,
+        description="check tokens drafted from the variant's draft table (optimize draft) "
+        "while one sequence runs (fused ONNX variants)",
+    )
     max_batch_tokens: int = Field(
         32768,
         ge=1,

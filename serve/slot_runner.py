@@ -20,6 +20,11 @@ conversation) copies those columns into its own slot and prefills only the rest:
 ~46 KB per token for SmolLM2-135M, against a forward pass per token. Keys and values of a
 prefix depend only on the prefix (causal attention), so the result is the same as a full
 prefill. One entry, like llama-server's per-slot prompt reuse but shared by all slots.
+
+Speculation: while a single sequence runs (where a pass is bound by reading the weights, not
+by computing), `draft` proposes tokens from the variant's draft table (`optimize.ngram_draft`)
+and `extend` runs the last token plus the drafted ones in one pass; the scheduler keeps what
+the model agrees with and `keep_drafted` drops the cache columns of the rest.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tuneloop.optimize.fused_runtime import DRAFT_TOKENS
 from tuneloop.serve.jobs import Job, Sequence
 
 
 class SlotRunner:
-    def __init__(self, backend, max_rows: int, prefix_cache: bool = True) -> None:
+    def __init__(self, backend, max_rows: int, prefix_cache: bool = True, drafts=None) -> None:
         from tuneloop.optimize.kv_slots import KVSlots
 
         self.backend = backend
@@ -44,6 +50,9 @@ class SlotRunner:
         self._prefix: tuple[int, ...] = ()
         """The prompt whose cache the prefix slot holds."""
         self.prefix_cache = prefix_cache
+        self.drafts = drafts
+        """An `NgramDraft` to speculate with, or None."""
+        self._fed_before_extend = 0
 
     @property
     def cache_cells(self) -> int:
@@ -96,6 +105,25 @@ class SlotRunner:
         """One token for every running row: the logits [rows, vocab] for the next token."""
         tokens = np.fromiter((seq.last_token for seq in self.rows), dtype=np.int64)
         return torch.from_numpy(self.cache.decode(tokens).copy())
+
+    def draft(self, seq: Sequence) -> list[int]:
+        """Tokens to check after the sequence's last one, when it runs alone and the variant
+        has a draft table; never more than its token budget can take after the pass's own."""
+        if self.drafts is None or len(self.rows) != 1:
+            return []
+        room = seq.job.request.params.max_tokens - len(seq.token_ids) - 1
+        return self.drafts.propose(seq.job.prompt + tuple(seq.token_ids), min(DRAFT_TOKENS, room))
+
+    def extend(self, draft: list[int]) -> torch.Tensor:
+        """Feed the single running sequence's last token and `draft` in one pass: the logits
+        after each of them [len(draft) + 1, vocab]."""
+        self._fed_before_extend = int(self.cache.lengths[0])
+        tokens = [self.rows[0].last_token, *draft]
+        return torch.from_numpy(self.cache.extend(tokens).copy())
+
+    def keep_drafted(self, kept: int) -> None:
+        """After `extend`: keep the last token and the first `kept` drafted tokens."""
+        self.cache.truncate(0, self._fed_before_extend + 1 + kept)
 
     def release(self, leaving: set[Sequence]) -> None:
         """Remove finished sequences, moving the last running rows into their slots."""
