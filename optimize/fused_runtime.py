@@ -31,8 +31,8 @@ class FusedCausalLM(CausalLM):
         self.session = session
         self._slots: KVSlots | None = None
         self.draft = NgramDraft.load(folder)
-        self.speculate = self.draft is not None
-        """Decode a single prompt speculatively with the folder's draft table."""
+        self.speculate = True
+        """Decode a single prompt speculatively when there is a draft table."""
         self.draft_tokens = DRAFT_TOKENS
 
     def slots(self, count: int) -> KVSlots:

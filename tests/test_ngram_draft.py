@@ -1,0 +1,80 @@
+"""The draft table: what it keeps, what it proposes, and its file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tuneloop.errors import ModelLoadError
+from tuneloop.optimize.ngram_draft import (
+    DRAFT_FILE,
+    DraftOptions,
+    NgramDraft,
+    add_draft,
+    draft_from_data,
+)
+
+
+def test_only_answer_tokens_that_follow_a_context_often_enough_are_kept():
+    # 9 = prompt; the answers say 1 2 3 4 three times, and 1 2 7 once.
+    sequences = [([9, 9, 1, 2, 3, 4], 2)] * 3 + [([9, 9, 1, 2, 7], 2)]
+    draft = NgramDraft.build(sequences, DraftOptions(order=2, min_count=3, min_share=0.7))
+    assert draft.table[(1, 2)] == 3  # 3 of 4 times
+    assert draft.table[(9, 1)] == 2 and draft.table[(9,)] == 1  # contexts reach into the prompt
+    assert 9 not in draft.table.values(), "a prompt token is never predicted"
+    strict = NgramDraft.build(sequences, DraftOptions(order=2, min_count=3, min_share=0.8))
+    assert (1, 2) not in strict.table and (2,) not in strict.table
+
+
+def test_the_table_drafts_token_by_token_until_unsure():
+    draft = NgramDraft.build([([5, 1, 2, 3, 4], 1)] * 3, DraftOptions(order=2))
+    assert draft.propose([8, 1], limit=8) == [2, 3, 4]
+    assert draft.propose([8, 1], limit=2) == [2, 3]
+    assert draft.propose([8, 6], limit=4) == []
+    assert draft.propose([1], limit=0) == []
+
+
+def test_the_conversation_is_looked_up_before_the_table():
+    draft = NgramDraft.build([([5, 1, 2, 3], 1)] * 3, DraftOptions(order=2))
+    # "7 1" occurred earlier in the context, followed by 40 41: copied (names, numbers).
+    assert draft.propose([7, 1, 40, 41, 42, 0, 7, 1], limit=3) == [40, 41, 42]
+    # One shared token is not enough of a match; the table answers instead.
+    assert draft.propose([3, 1, 40, 0, 7, 1], limit=2) == [2, 3]
+
+
+def test_save_load_and_the_manifest_record(tmp_path):
+    (tmp_path / "tuneloop_artifact.json").write_text(json.dumps({"files": {}}))
+    draft = NgramDraft.build([([5, 1, 2, 3], 1)] * 3, source={"data": "train.jsonl"})
+    add_draft(tmp_path, draft)
+    loaded = NgramDraft.load(tmp_path)
+    assert loaded.table == draft.table and loaded.order == draft.order
+    manifest = json.loads((tmp_path / "tuneloop_artifact.json").read_text())
+    assert DRAFT_FILE in manifest["files"] and manifest["draft"]["data"] == "train.jsonl"
+    assert NgramDraft.load(tmp_path / "elsewhere") is None
+
+
+def test_a_damaged_table_names_the_file_and_the_fix(tmp_path):
+    (tmp_path / DRAFT_FILE).write_text('{"version": 1, "order": 3}')
+    with pytest.raises(ModelLoadError, match=f"{DRAFT_FILE}.*optimize draft"):
+        NgramDraft.load(tmp_path)
+
+
+def test_a_table_from_chat_data(smollm2_tokenizer, tmp_path):
+    tokenizer = smollm2_tokenizer
+    data = tmp_path / "train.jsonl"
+    answer = '{"category": "billing", "reply": "Sorry about the double charge."}'
+    rows = [
+        {
+            "messages": [
+                {"role": "user", "content": f"charged twice #{i}"},
+                {"role": "assistant", "content": answer},
+            ]
+        }
+        for i in range(4)
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    draft = draft_from_data(tokenizer, data)
+    assert draft.source["examples"] == 4
+    start = tokenizer.encode('{"category": "')
+    assert tokenizer.decode(draft.propose(start, 3)) == 'billing",'
