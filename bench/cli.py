@@ -226,6 +226,7 @@ def _llama_server(plan: _Plan, threads: int, llama_peer) -> dict:
 def _model_dir_engines(model_dir: Path, all_variants: bool):
     from tuneloop.bench.inproc import Engine
     from tuneloop.optimize.artifacts import read_artifact, servable_variants
+    from tuneloop.optimize.ngram_draft import DRAFT_FILE
 
     names = [n for n in servable_variants(model_dir) if n != "merged"]
     reference = model_dir / "merged"
@@ -235,15 +236,14 @@ def _model_dir_engines(model_dir: Path, all_variants: bool):
             "(`tuneloop optimize all` writes and verifies them)"
         )
     chosen = names if all_variants else names[:1]
-    return reference, [
-        Engine(
-            f"tuneloop {name}",
-            "tuneloop",
-            model_dir / name,
-            str(read_artifact(model_dir / name).get("precision", "")),
-        )
-        for name in chosen
-    ]
+    engines = []
+    for name in chosen:
+        precision = str(read_artifact(model_dir / name).get("precision", ""))
+        engines.append(Engine(f"tuneloop {name}", "tuneloop", model_dir / name, precision))
+        if (model_dir / name / DRAFT_FILE).is_file():
+            label = f"tuneloop {name} + drafts"
+            engines.append(Engine(label, "tuneloop-drafted", model_dir / name, precision))
+    return reference, engines
 
 
 def _base_artifacts(reference: Path, verified: bool) -> Path:

@@ -29,6 +29,8 @@ class Timing:
     decode_tokens: int
     """Tokens produced after the first one, all rows together."""
     decode_s: float
+    passes: int | None = None
+    """Forward passes of the decode phase, when not one per token (speculative decoding)."""
 
     def to_json(self) -> dict:
         return {
@@ -36,19 +38,33 @@ class Timing:
             "ttft_s": self.prefill_s,
             "prefill_tok_s": self.prompt_tokens / self.prefill_s if self.prefill_s else 0.0,
             "decode_tok_s": self.decode_tokens / self.decode_s if self.decode_s else 0.0,
+            **({"tokens_per_pass": self.decode_tokens / self.passes} if self.passes else {}),
         }
 
 
 class TuneloopEngine:
+    speculate = False
+    """One token per pass: the engine itself, comparable with every peer's plain decoding."""
+
     def __init__(self, folder: Path, threads: int) -> None:
         from tuneloop.optimize.runtime import load_causal_lm
 
         self.model = load_causal_lm(Path(folder), threads)
+        if hasattr(self.model, "speculate"):
+            self.model.speculate = self.speculate
 
     def generate(self, prompts: list[list[int]], new_tokens: int) -> Timing:
         run = self.model.generate(prompts, new_tokens, stop_at_eos=False)
-        produced = run.decode_steps * len(prompts)
-        return Timing(run.prompt_tokens, run.prefill_seconds, produced, run.decode_seconds)
+        if run.decode_tokens is None:
+            produced = run.decode_steps * len(prompts)
+            return Timing(run.prompt_tokens, run.prefill_seconds, produced, run.decode_seconds)
+        return Timing(
+            run.prompt_tokens,
+            run.prefill_seconds,
+            run.decode_tokens,
+            run.decode_seconds,
+            passes=run.decode_steps,
+        )
 
     def logits(self, ids: list[int]) -> np.ndarray:
         return self.model.sequence_logits(ids)
@@ -56,6 +72,13 @@ class TuneloopEngine:
     def answer(self, prompt: list[int], max_tokens: int) -> int:
         """Tokens of one greedy answer that stops at the end token, as a server's would."""
         return len(self.model.generate([prompt], max_tokens, stop_at_eos=True).tokens[0])
+
+
+class DraftedEngine(TuneloopEngine):
+    """The same variant with its draft table (`tuneloop optimize draft`): a single prompt
+    decodes speculatively, as `tuneloop serve` does for a sequence running alone."""
+
+    speculate = True
 
 
 class TransformersEngine:
@@ -238,6 +261,7 @@ class ServedEngine:
 
 ENGINES = {
     "tuneloop": TuneloopEngine,
+    "tuneloop-drafted": DraftedEngine,
     "tuneloop-served": ServedEngine,
     "transformers": TransformersEngine,
     "llama.cpp": LlamaCppEngine,

@@ -138,11 +138,18 @@ def decode(row: dict, batch: int) -> float:
 def ratios(rows: list[dict], key: str = "passes") -> dict:
     """tuneloop's fastest row against each peer's fastest, per batch, among the rows whose
     quality has `key` ("passes": the whole gate; "ppl_ok": perplexity within +2% of fp32,
-    the speed target's own condition)."""
+    the speed target's own condition). Plain decoding (one token per pass, like every peer
+    here) and speculative decoding with the draft table ("drafted_" keys, batch 1) apart."""
+    out = _ratios(rows, key, "tuneloop", "")
+    drafted = _ratios(rows, key, "tuneloop-drafted", "drafted_")
+    return out | {k: v for k, v in drafted.items() if k.startswith("drafted_decode_b1")}
+
+
+def _ratios(rows: list[dict], key: str, ours_engine: str, prefix: str) -> dict:
     out: dict = {}
     for batch in ("1", "8"):
         best = {}
-        for engine in ("tuneloop", "llama.cpp", "transformers"):
+        for engine in (ours_engine, "llama.cpp", "transformers"):
             passing = [
                 r
                 for r in rows
@@ -150,12 +157,12 @@ def ratios(rows: list[dict], key: str = "passes") -> dict:
             ]
             if passing:
                 best[engine] = max(passing, key=lambda r: decode(r, batch))
-        if "tuneloop" not in best:
+        if ours_engine not in best:
             continue
-        ours = best["tuneloop"]
+        ours = best[ours_engine]
         for peer in ("llama.cpp", "transformers"):
             if peer in best:
-                out[f"decode_b{batch}_vs_{peer}"] = {
+                out[f"{prefix}decode_b{batch}_vs_{peer}"] = {
                     "tuneloop": ours["label"],
                     "peer": best[peer]["label"],
                     "ratio": decode(ours, batch) / decode(best[peer], batch),

@@ -103,6 +103,23 @@ def test_ratios_compare_the_fastest_passing_rows_only():
     assert out["decode_b8_vs_transformers"]["ratio"] == 15.0
 
 
+def test_speculative_decoding_gets_its_own_ratio_and_never_the_plain_one():
+    from tuneloop.bench.inproc import ratios
+    from tuneloop.bench.report import _ratio_lines
+
+    rows = [
+        _row("tuneloop int8", "tuneloop", 150.0, True),
+        _row("tuneloop int8 + drafts", "tuneloop-drafted", 200.0, True),
+        _row("llama.cpp Q8_0", "llama.cpp", 100.0, True),
+    ]
+    out = ratios(rows)
+    assert out["decode_b1_vs_llama.cpp"]["ratio"] == 1.5
+    assert out["drafted_decode_b1_vs_llama.cpp"]["ratio"] == 2.0
+    assert not [key for key in out if key.startswith("drafted_decode_b8")]
+    lines = "\n".join(_ratio_lines(out))
+    assert "drafted decode b1 vs llama.cpp: **2.00x**" in lines and lines.count("target") == 2
+
+
 def test_missing_llama_cpp_is_reported_with_the_install_command(monkeypatch):
     import importlib.util
 
