@@ -75,7 +75,8 @@ def overview(rules: dict) -> board.Dashboard:
             series_panel(
                 "Tokens/s",
                 "Generated tokens (out) and prompt tokens (in) per second; of the prompt "
-                "tokens, those the prefix cache served instead of computing.",
+                "tokens, those the prefix cache served instead of computing; of the generated "
+                "ones, those drafted and kept by speculative decoding.",
                 "short",
                 [
                     (
@@ -90,6 +91,11 @@ def overview(rules: dict) -> board.Dashboard:
                         "sum(rate(tuneloop_cached_prompt_tokens_total"
                         f"{{{SERVER}}}[$__rate_interval]))",
                         "prompt, from cache",
+                    ),
+                    (
+                        "sum(rate(tuneloop_draft_accepted_tokens_total"
+                        f"{{{SERVER}}}[$__rate_interval]))",
+                        "generated, from drafts",
                     ),
                 ],
             )

@@ -53,6 +53,8 @@ def test_a_finished_request_feeds_every_timing_histogram():
         finished=12.0,
         prompt_tokens=7,
         cached_prompt_tokens=4,
+        drafted_tokens=6,
+        accepted_draft_tokens=2,
         completion_tokens=[3, 2],
         finish_reasons=[FinishReason.STOP, FinishReason.LENGTH],
         inter_token_gaps=[0.1, 0.2, 0.1],
@@ -64,6 +66,8 @@ def test_a_finished_request_feeds_every_timing_histogram():
     assert value(registry, "tuneloop_inter_token_latency_seconds_count", **labels) == 3
     assert value(registry, "tuneloop_prompt_tokens_total", **labels) == 7
     assert value(registry, "tuneloop_cached_prompt_tokens_total", **labels) == 4
+    assert value(registry, "tuneloop_draft_tokens_total", **labels) == 6
+    assert value(registry, "tuneloop_draft_accepted_tokens_total", **labels) == 2
     assert value(registry, "tuneloop_generated_tokens_total", **labels) == 5
 
 
