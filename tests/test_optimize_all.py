@@ -45,3 +45,35 @@ def test_all_writes_every_variant_a_summary_and_the_profile(tiny_model_dir, tmp_
     assert summary["recommended"] in passed
     assert servable_variants(out)[0] == summary["recommended"]
     assert set(servable_variants(out)) == {"merged", *passed}
+
+
+def test_fused_variants_get_the_draft_table_of_the_adapters_training_data(tiny_model_dir, tmp_path):
+    import shutil
+
+    from tuneloop.errors import UsageError
+    from tuneloop.optimize.cli import draft, fused_folders
+    from tuneloop.optimize.ngram_draft import DraftOptions, NgramDraft
+    from tuneloop.optimize.pipeline import _add_drafts, _training_file
+
+    data = tmp_path / "train.jsonl"
+    answer = {"role": "assistant", "content": '{"category": "billing"}'}
+    rows = [{"messages": [{"role": "user", "content": f"ticket {i}"}, answer]} for i in range(5)]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "training_config.json").write_text(json.dumps({"data": str(data)}))
+    out = tmp_path / "optimized"
+    for name in ("fused-int8", "onnx-int8"):
+        shutil.copytree(tiny_model_dir, out / name)
+    (out / "fused-int8" / "genai_config.json").write_text("{}")
+
+    _add_drafts(out, _training_file(adapter))
+    assert NgramDraft.load(out / "fused-int8").source["examples"] == 5
+    assert NgramDraft.load(out / "onnx-int8") is None, "only fused variants speculate"
+    assert _training_file(tmp_path / "no-adapter") is None
+
+    assert fused_folders(out) == [out / "fused-int8"] == fused_folders(out / "fused-int8")
+    with pytest.raises(UsageError, match="no fused variant"):
+        fused_folders(out / "onnx-int8")
+    assert draft(model=out, data=data, options=DraftOptions(min_count=5)) == 0
+    assert NgramDraft.load(out / "fused-int8").source["min_count"] == 5
