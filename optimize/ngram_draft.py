@@ -30,6 +30,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from tuneloop.errors import ModelLoadError
 
 DRAFT_FILE = "draft_ngrams.json"
@@ -156,12 +158,20 @@ def add_draft(folder: Path, draft: NgramDraft) -> Path:
 
 
 def _look_up(context: Sequence[int], limit: int, min_match: int, max_match: int = 4) -> list[int]:
-    """What followed the latest earlier occurrence of the context's last tokens (longest
-    match first, down to `min_match` tokens)."""
-    ids = list(context)
-    for n in range(min(max_match, len(ids) - 1), min_match - 1, -1):
-        tail = ids[-n:]
-        for start in range(len(ids) - n - 1, -1, -1):
-            if ids[start : start + n] == tail:
-                return ids[start + n : start + n + limit]
-    return []
+    """What followed the latest earlier occurrence of the context's last tokens (the longest
+    match up to `max_match` tokens wins; shorter than `min_match` is no match)."""
+    ids = np.asarray(context)
+    last = len(ids) - 1
+    best_length, best_end = 0, -1
+    # Only earlier positions holding the last token can end a match: numpy finds them.
+    for end in np.flatnonzero(ids[:last] == ids[last])[::-1].tolist():
+        length = 1
+        while length < max_match and length <= end and ids[end - length] == ids[last - length]:
+            length += 1
+        if length > best_length:
+            best_length, best_end = length, end
+            if length == max_match:
+                break
+    if best_length < min_match:
+        return []
+    return ids[best_end + 1 : best_end + 1 + limit].tolist()
