@@ -31,11 +31,27 @@ class Timing:
     decode_s: float
     passes: int | None = None
     """Forward passes of the decode phase, when not one per token (speculative decoding)."""
+    requests: int = 1
+    """Generations these timings add up (time to first token is their mean)."""
+
+    @classmethod
+    def total(cls, timings: list[Timing]) -> Timing:
+        """Several generations run one after another, as one measurement."""
+        passes = [t.passes if t.passes is not None else t.decode_tokens for t in timings]
+        drafted = any(t.passes is not None for t in timings)
+        return cls(
+            sum(t.prompt_tokens for t in timings),
+            sum(t.prefill_s for t in timings),
+            sum(t.decode_tokens for t in timings),
+            sum(t.decode_s for t in timings),
+            passes=sum(passes) if drafted else None,
+            requests=sum(t.requests for t in timings),
+        )
 
     def to_json(self) -> dict:
         return {
             "prompt_tokens": self.prompt_tokens,
-            "ttft_s": self.prefill_s,
+            "ttft_s": self.prefill_s / self.requests,
             "prefill_tok_s": self.prompt_tokens / self.prefill_s if self.prefill_s else 0.0,
             "decode_tok_s": self.decode_tokens / self.decode_s if self.decode_s else 0.0,
             **({"tokens_per_pass": self.decode_tokens / self.passes} if self.passes else {}),

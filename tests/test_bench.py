@@ -209,3 +209,13 @@ def test_http_report_states_the_servers_memory_against_fp32_transformers():
     text = markdown({"setup": setup, "http": http})
     assert "tuneloop serve **900 MB** vs the transformers fp32 process 1370 MB" in text
     assert "(target: no more: met); llama-server -np 8 600 MB" in text
+
+
+def test_batch_one_adds_up_every_prompt_run_in_turn():
+    from tuneloop.bench.engines import Timing
+
+    plain = Timing.total([Timing(10, 0.1, 20, 1.0), Timing(30, 0.3, 40, 1.0)])
+    assert plain.to_json()["ttft_s"] == pytest.approx(0.2)  # the mean, not the sum
+    assert plain.to_json()["decode_tok_s"] == 30.0 and "tokens_per_pass" not in plain.to_json()
+    drafted = Timing.total([Timing(10, 0.1, 20, 1.0, passes=10), Timing(30, 0.3, 40, 1.0, 30)])
+    assert drafted.to_json()["tokens_per_pass"] == 1.5
