@@ -34,7 +34,8 @@ def markdown(result: dict) -> str:
         "",
         f"{setup['machine']}; {setup['threads']} threads for every engine; greedy, "
         f"{setup['new_tokens']} new tokens (end token ignored), the same token ids for every "
-        "engine (batch 1: each prompt in turn; batch 8: eight together); load average before the run {setup['load_before']}, after "
+        "engine (batch 1: each prompt in turn; batch 8: eight together); load average "
+        f"before the run {setup['load_before']}, after "
         f"{result.get('load_after', '?')}. Only ratios within this run mean anything.",
         "",
     ]
