@@ -147,29 +147,19 @@ def draft(*, model: Path, data: Path, options: DraftOptions) -> int:
             have seen the answers it is measured on).
         options: which contexts make the table
     """
-    from tuneloop.optimize.ngram_draft import add_draft, draft_from_data
-    from tuneloop.optimize.runtime import folder_tokenizer
-
-    folders = fused_folders(Path(model))
-    table = draft_from_data(folder_tokenizer(folders[0]), data, options)
-    for folder in folders:
-        add_draft(folder, table)
-        print(f"{folder}: draft table of {len(table.table)} contexts from {data}")
-    return 0
-
-
-def fused_folders(model: Path) -> list[Path]:
-    """The fused variant folders a path names: itself, or the fused-* folders inside it."""
     from tuneloop.errors import UsageError
+    from tuneloop.optimize.ngram_draft import add_drafts, fused_variants
 
-    folders = [model] if (model / "genai_config.json").is_file() else []
-    folders = folders or sorted(p.parent for p in model.glob("fused-*/genai_config.json"))
+    folders = fused_variants(Path(model))
     if not folders:
         raise UsageError(
             f"{model}: no fused variant (a folder with genai_config.json, or an "
             "`optimize all` folder with fused-* variants)"
         )
-    return folders
+    table = add_drafts(folders, data, options)
+    for folder in folders:
+        print(f"{folder}: draft table of {len(table.table)} contexts from {data}")
+    return 0
 
 
 def all_variants(

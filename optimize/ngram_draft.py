@@ -144,6 +144,25 @@ def draft_from_data(tokenizer, data: Path, options: DraftOptions | None = None) 
     return NgramDraft.build(sequences, options, source)
 
 
+def fused_variants(path: Path) -> list[Path]:
+    """The fused variant folders a path names: itself, or the fused-* folders inside it (an
+    `optimize all` folder). Only the fused runtime speculates."""
+    path = Path(path)
+    if (path / "genai_config.json").is_file():
+        return [path]
+    return sorted(p.parent for p in path.glob("fused-*/genai_config.json"))
+
+
+def add_drafts(folders: list[Path], data: Path, options: DraftOptions | None = None) -> NgramDraft:
+    """Build the table of a training data file once and add it to each variant folder."""
+    from tuneloop.optimize.runtime import folder_tokenizer
+
+    draft = draft_from_data(folder_tokenizer(folders[0]), data, options)
+    for folder in folders:
+        add_draft(folder, draft)
+    return draft
+
+
 def add_draft(folder: Path, draft: NgramDraft) -> Path:
     """Save the table into a variant folder and record it (hash, source) in its manifest."""
     from tuneloop.optimize.artifacts import ARTIFACT_FILE, read_artifact, save_json, sha256_file

@@ -85,24 +85,19 @@ def optimize_all(
 
 
 def _add_drafts(out: Path, data: Path | None) -> None:
-    from tuneloop.optimize.ngram_draft import add_draft, draft_from_data
-    from tuneloop.optimize.runtime import folder_tokenizer
+    from tuneloop.optimize.ngram_draft import add_drafts, fused_variants
 
-    fused = sorted(p.parent for p in out.glob("fused-*/genai_config.json"))
-    if not fused:
-        return
-    if data is None:
+    fused = fused_variants(out)
+    if fused and data is None:
         log.info("no training data named: the fused variants get no draft table (optimize draft)")
-        return
-    table = draft_from_data(folder_tokenizer(fused[0]), data)
-    for folder in fused:
-        add_draft(folder, table)
-    log.info(
-        "draft table of %d contexts from %s in %d fused variants",
-        len(table.table),
-        data,
-        len(fused),
-    )
+    elif fused:
+        table = add_drafts(fused, data)
+        log.info(
+            "draft table of %d contexts from %s in %d fused variants",
+            len(table.table),
+            data,
+            len(fused),
+        )
 
 
 def _training_file(adapter: Path) -> Path | None:

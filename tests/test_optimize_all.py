@@ -51,8 +51,8 @@ def test_fused_variants_get_the_draft_table_of_the_adapters_training_data(tiny_m
     import shutil
 
     from tuneloop.errors import UsageError
-    from tuneloop.optimize.cli import draft, fused_folders
-    from tuneloop.optimize.ngram_draft import DraftOptions, NgramDraft
+    from tuneloop.optimize.cli import draft
+    from tuneloop.optimize.ngram_draft import DraftOptions, NgramDraft, fused_variants
     from tuneloop.optimize.pipeline import _add_drafts, _training_file
 
     data = tmp_path / "train.jsonl"
@@ -72,8 +72,8 @@ def test_fused_variants_get_the_draft_table_of_the_adapters_training_data(tiny_m
     assert NgramDraft.load(out / "onnx-int8") is None, "only fused variants speculate"
     assert _training_file(tmp_path / "no-adapter") is None
 
-    assert fused_folders(out) == [out / "fused-int8"] == fused_folders(out / "fused-int8")
+    assert fused_variants(out) == [out / "fused-int8"] == fused_variants(out / "fused-int8")
     with pytest.raises(UsageError, match="no fused variant"):
-        fused_folders(out / "onnx-int8")
+        draft(model=out / "onnx-int8", data=data, options=DraftOptions())
     assert draft(model=out, data=data, options=DraftOptions(min_count=5)) == 0
     assert NgramDraft.load(out / "fused-int8").source["min_count"] == 5

@@ -99,3 +99,15 @@ def test_the_in_process_runtime_decodes_the_same_with_its_draft_table(backend, t
         assert drafted.decode_tokens == 23  # every token after the first, fewer passes
     model.speculate = False
     assert model.generate([prompts[0]], 24, stop_at_eos=False).drafted == 0
+
+
+def test_the_server_takes_the_variants_draft_table_unless_told_not_to(backend):  # noqa: F811
+    from tuneloop.optimize.ngram_draft import add_draft
+
+    path = add_draft(backend.info.path, NgramDraft({(1,): 2}, order=1))
+    try:
+        assert backend.runner(4).drafts.table == {(1,): 2}
+        assert backend.runner(4, speculate=False).drafts is None
+    finally:
+        path.unlink()
+    assert backend.runner(4).drafts is None
