@@ -7,8 +7,9 @@ and keep every position's logits.
 
 A single prompt with a draft table in its folder (`ngram_draft`) decodes speculatively: each
 pass feeds the last token plus up to `draft_tokens` drafted ones, keeps the drafted tokens
-while they equal the pass's own greedy choice, and drops the cache columns of the rest. The
-output is the same as decoding one token per pass.
+while they equal the pass's own greedy choice, and drops the cache columns of the rest. An
+fp32 variant gives the same tokens as one token per pass; int8 kernels round a pass over
+several tokens slightly differently, so an int8 answer can differ after a near tie.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def optimize_all(
         result = verify_candidate(merged, variant, data, thresholds, options, cache)
         rows.append(summary_row(variant, result))
     rows.insert(0, reference_row(merged, cache, rows))
-    # After verifying: drafts change no output, and the summary's speeds stay one per pass.
+    # After verifying: the summary's speeds stay those of one token per pass, the engine's own.
     _add_drafts(out, draft_data or _training_file(Path(adapter)))
     return write_summary(out, rows, Path(adapter))
 
