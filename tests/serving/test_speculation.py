@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.test_serve_fused import backend  # noqa: F401  (a module fixture, reused)
-from serving.test_serve_onnx import merged_dir  # noqa: F401
+from serving.test_serve_onnx import merged_dir  # noqa: F401  (a module fixture, reused)
 from serving.test_serve_torch_backend import PROMPTS
 from tuneloop.optimize.ngram_draft import DraftOptions, NgramDraft
 from tuneloop.serve.jobs import new_job
@@ -24,7 +23,20 @@ pytest.importorskip("onnxruntime_genai", reason="the fused graph is in the [fuse
 EVERY_CONTEXT = DraftOptions(order=3, min_count=1, min_share=0.0)
 
 
-def answer(backend, prompt, params, drafts=None, alongside=None):  # noqa: F811
+@pytest.fixture(scope="module")
+def backend(merged_dir, tmp_path_factory):  # noqa: F811
+    """The fused fp32 export of the tiny merged model, in a folder of this module's own (the
+    table test writes a draft table into it)."""
+    from tuneloop.optimize.export import export_onnx
+    from tuneloop.serve.backends.onnx_backend import OnnxBackend
+    from tuneloop.serve.lanes import ModelSpec
+
+    out = tmp_path_factory.mktemp("speculation") / "fused-fp32"
+    folder = export_onnx(merged_dir, out, fmt="onnx-fused")[0]
+    return OnnxBackend.load(ModelSpec("fused", "onnx", folder))
+
+
+def answer(backend, prompt, params, drafts=None, alongside=None):
     """One job's tokens and record (with `alongside` prompts running in the same batch)."""
     runner = SlotRunner(backend, 4, drafts=drafts)
     scheduler = Scheduler("fused", runner, SchedulerLimits(max_batch_size=4))
