@@ -71,15 +71,10 @@ class TuneloopEngine:
 
     def generate(self, prompts: list[list[int]], new_tokens: int) -> Timing:
         run = self.model.generate(prompts, new_tokens, stop_at_eos=False)
-        if run.decode_tokens is None:
-            produced = run.decode_steps * len(prompts)
-            return Timing(run.prompt_tokens, run.prefill_seconds, produced, run.decode_seconds)
+        # Passes are worth reporting only when they produced several tokens (speculation).
+        passes = run.decode_steps if run.decode_tokens is not None else None
         return Timing(
-            run.prompt_tokens,
-            run.prefill_seconds,
-            run.decode_tokens,
-            run.decode_seconds,
-            passes=run.decode_steps,
+            run.prompt_tokens, run.prefill_seconds, run.produced, run.decode_seconds, passes
         )
 
     def logits(self, ids: list[int]) -> np.ndarray:

@@ -45,12 +45,16 @@ class Generation:
         return self.prompt_tokens / self.prefill_seconds if self.prefill_seconds else 0.0
 
     @property
+    def produced(self) -> int:
+        """Tokens the decode passes produced, all sequences together."""
+        if self.decode_tokens is None:
+            return self.decode_steps * self.batch_size
+        return self.decode_tokens
+
+    @property
     def decode_tokens_per_s(self) -> float:
         """Tokens produced per second over the decode steps, all sequences together."""
-        produced = self.decode_tokens
-        if produced is None:
-            produced = self.decode_steps * self.batch_size
-        return produced / self.decode_seconds if self.decode_seconds else 0.0
+        return self.produced / self.decode_seconds if self.decode_seconds else 0.0
 
 
 class CausalLM:
