@@ -102,11 +102,17 @@ def _add_drafts(out: Path, data: Path | None) -> None:
 
 def _training_file(adapter: Path) -> Path | None:
     """The training data file recorded by `tuneloop train`, if it is still there."""
+    return _recorded_file(adapter, ("data",))
+
+
+def _recorded_file(adapter: Path, keys: tuple[str, ...]) -> Path | None:
+    """The first of `keys` in the adapter's training_config.json naming an existing file."""
     config = adapter / "training_config.json"
     if config.is_file():
-        path = json.loads(config.read_text(encoding="utf-8")).get("data")
-        if isinstance(path, str) and Path(path).is_file():
-            return Path(path)
+        values = json.loads(config.read_text(encoding="utf-8"))
+        for key in keys:
+            if isinstance(values.get(key), str) and Path(values[key]).is_file():
+                return Path(values[key])
     return None
 
 
@@ -122,12 +128,8 @@ def _fused_available() -> bool:
 
 def _validation_file(adapter: Path) -> Path:
     """The validation file recorded by `tuneloop train`, when the adapter says which it was."""
-    config = adapter / "training_config.json"
-    if config.is_file():
-        values = json.loads(config.read_text(encoding="utf-8"))
-        for key in ("val", "val_data", "validation"):
-            if isinstance(values.get(key), str) and Path(values[key]).is_file():
-                return Path(values[key])
+    if path := _recorded_file(adapter, ("val", "val_data", "validation")):
+        return path
     raise UsageError(
         f"give the validation file with --data FILE ({adapter} does not name one in "
         "training_config.json)"
