@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from tuneloop.optimize.kv_slots import KVSlots
-from tuneloop.optimize.ngram_draft import NgramDraft
+from tuneloop.optimize.ngram_draft import DRAFT_TOKENS, NgramDraft
 from tuneloop.optimize.runtime import CausalLM, Generation
 
 
@@ -109,8 +109,3 @@ class FusedCausalLM(CausalLM):
         return Generation(
             [tokens], len(prompt), prefill, decode, steps, len(tokens) - 1, drafted, accepted
         )
-
-
-DRAFT_TOKENS = 4
-"""Most draft tokens checked per pass: a pass over 5 tokens costs ~1.5 passes over one on a
-2-core CPU, so longer drafts only pay when nearly all of them are kept."""

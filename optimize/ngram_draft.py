@@ -7,11 +7,13 @@ the conversation itself, guesses the next few tokens right often enough that che
 all in one forward pass beats computing them one by one. On a CPU a pass over 5 new tokens
 costs ~1.5 passes over 1: the weights are read once.
 
-Drafts never change what is generated: the model scores every drafted position in one pass and
+Drafts choose nothing themselves: the model scores every drafted position in one pass and
 the caller keeps the drafted tokens only as long as they equal what it would have chosen
 (sampled or greedy) itself; the first difference is replaced by the model's own token. With a
 drafted token of probability 1, "sample, then compare" is exactly speculative sampling's
-accept/resample rule, so sampled outputs keep their distribution too.
+accept/resample rule, so sampled outputs keep their distribution too. (fp32 variants give the
+same tokens as one token per pass; int8 kernels round a multi-token pass slightly
+differently, so an int8 answer can differ after a near tie.)
 
 Two sources, tried in order:
 1) the context (prompt and answer so far): the latest earlier occurrence of its last
@@ -36,6 +38,9 @@ from tuneloop.errors import ModelLoadError
 
 DRAFT_FILE = "draft_ngrams.json"
 FORMAT_VERSION = 1
+DRAFT_TOKENS = 4
+"""Most draft tokens checked per pass: a pass over 5 tokens costs ~1.5 passes over one on a
+2-core CPU, so longer drafts only pay when nearly all of them are kept."""
 
 
 @dataclass

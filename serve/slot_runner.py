@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from tuneloop.optimize.fused_runtime import DRAFT_TOKENS
+from tuneloop.optimize.ngram_draft import DRAFT_TOKENS
 from tuneloop.serve.jobs import Job, Sequence
 
 
