@@ -24,17 +24,23 @@ class BenchTexts:
     messages: list[list[dict]] = field(default_factory=list)
     """Chat messages of every held-out example (the first ones are those behind `prompts`), for
     servers behind HTTP (they apply the template); distinct, so no prompt repeats."""
+    chat_prompts: list[list[int]] = field(default_factory=list)
+    """`messages` through the chat template, in the same order: what a server's engine gets
+    from them, so the in-process side of the server-overhead ratio runs the very requests
+    the HTTP user sent."""
 
     def to_json(self) -> dict:
         return {
             "prompts": self.prompts,
             "scored": self.scored,
             "answer_starts": self.answer_starts,
+            "chat_prompts": self.chat_prompts,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> BenchTexts:
-        return cls(data["prompts"], data["scored"], data["answer_starts"])
+        chats = data.get("chat_prompts", [])
+        return cls(data["prompts"], data["scored"], data["answer_starts"], chat_prompts=chats)
 
 
 def bench_texts(tokenizer, data: Path | None = None, prompts: int = 8, scored: int = 16):
@@ -47,15 +53,17 @@ def bench_texts(tokenizer, data: Path | None = None, prompts: int = 8, scored: i
     examples = read_examples(Path(data) if data else DEMO_DATA)
     split = split_indices(len(examples), val=0.1, test=0.1, seed=0)
     held_out = [prompt_and_completion(examples[i]) for i in split["test"] + split["val"]]
-    prompt_ids, full_ids, starts = [], [], []
-    for messages, answer in held_out[: max(prompts, scored)]:
-        prompt = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+    prompt_ids = [
+        list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+        for messages, _ in held_out
+    ]
+    full_ids, starts = [], []
+    for (messages, answer), prompt in zip(held_out[:scored], prompt_ids, strict=False):
         full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": answer}])
-        prompt_ids.append(list(prompt))
         full_ids.append(list(full))
         starts.append(len(prompt))
     # Every held-out chat for the HTTP users: a prompt repeated within a run would be served
     # from a server's prompt cache (llama-server keeps each slot's last prompt), which real
     # traffic of distinct tickets does not get.
     chats = [messages for messages, _ in held_out]
-    return BenchTexts(prompt_ids[:prompts], full_ids[:scored], starts[:scored], chats)
+    return BenchTexts(prompt_ids[:prompts], full_ids, starts, chats, prompt_ids)

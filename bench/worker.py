@@ -54,14 +54,15 @@ def generate(engine, prompts: list[list[int]], size: int, spec: dict):
 
 
 def sequential(engine, texts, spec: dict) -> dict:
-    """The requests one user sends through HTTP, run back to back in process: the fastest of
-    `repeats` passes (the least disturbed, as for the batch sizes; it only makes the server's
-    overhead look larger)."""
+    """The requests one user sent through HTTP (the same chats, in the same order), run back
+    to back in process: the fastest of `repeats` passes (the least disturbed, as for the batch
+    sizes; it only makes the server's overhead look larger)."""
+    chats = texts.chat_prompts or texts.prompts
     passes = []
     for _ in range(max(spec["repeats"], 1)):
         started, tokens = time.perf_counter(), 0
         for i in range(spec["sequential_requests"]):
-            tokens += engine.answer(texts.prompts[i % len(texts.prompts)], spec["new_tokens"])
+            tokens += engine.answer(chats[i % len(chats)], spec["new_tokens"])
         seconds = time.perf_counter() - started
         passes.append({"tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds})
     best = max(passes, key=lambda p: p["tokens_per_s"])

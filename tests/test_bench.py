@@ -26,6 +26,29 @@ def test_texts_are_chat_prompts_and_their_answers(texts, smollm2_tokenizer):
     assert len(chats) == len(set(chats)) > 200, "HTTP users get every held-out chat, no repeat"
     first = smollm2_tokenizer.apply_chat_template(texts.messages[0], add_generation_prompt=True)
     assert list(first) == texts.prompts[0]
+    assert len(texts.chat_prompts) == len(texts.messages) and texts.chat_prompts[0] == first
+    last = smollm2_tokenizer.apply_chat_template(texts.messages[-1], add_generation_prompt=True)
+    assert texts.chat_prompts[-1] == list(last)
+
+
+def test_the_in_process_user_replays_the_chats_the_http_user_sent(texts):
+    """The server-overhead ratio compares like with like: the in-process side answers the
+    same chats in the same order (answer lengths and drafts depend on the text)."""
+    from tuneloop.bench.texts import BenchTexts
+    from tuneloop.bench.worker import sequential
+
+    class Recorder:
+        seen: list = []
+
+        def answer(self, prompt, max_tokens):
+            self.seen.append(prompt)
+            return max_tokens
+
+    engine = Recorder()
+    replayed = BenchTexts.from_json(texts.to_json())
+    result = sequential(engine, replayed, {"repeats": 2, "sequential_requests": 5, "new_tokens": 3})
+    assert engine.seen == texts.chat_prompts[:5] * 2
+    assert result["tokens"] == 15 and result["passes"] == 2
 
 
 @pytest.mark.slow
