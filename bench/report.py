@@ -172,7 +172,7 @@ def _http_ratios(section: dict) -> list[str]:
         best = f"the fastest of {passes} passes" if passes > 1 else "one pass"
         lines.append(
             f"- server overhead at 1 user: HTTP tokens/s = **{100 * ratio:.0f}%** of the same "
-            f"requests through the server's engine in process, without HTTP "
+            f"chats, in the same order, through the server's engine in process, without HTTP "
             f"({inproc['tokens_per_s']:.1f} tok/s, {best}; target {100 * TARGET_OVERHEAD:.0f}%: "
             f"{'met' if ratio >= TARGET_OVERHEAD else 'NOT met'})"
         )

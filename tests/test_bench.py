@@ -199,7 +199,8 @@ def test_http_report_states_each_target_and_whether_it_is_met():
     setup = {"machine": "test", "threads": 2, "new_tokens": 8, "load_before": 0.0}
     text = markdown({"setup": setup, "http": http})
     assert "**2.00x** tokens/s, p99 TTFT 500 vs 400 ms" in text and "NOT met" in text
-    assert "**97%** of the same requests through the server's engine in process" in text
+    expected = "**97%** of the same chats, in the same order, through the server's engine"
+    assert expected in text
     assert "95%: met" in text
 
 
