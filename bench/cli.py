@@ -35,8 +35,11 @@ def bench(
     In process: tuneloop's fastest artifact that passes the quality gate, transformers eager
     fp32 and llama.cpp (llama-cpp-python, when built: `bash bench/build_llama_cpp.sh`), at
     batch 1 and 8: decode and prefill tokens/s, time to first token, peak RSS, perplexity and
-    top-1 agreement on the same token ids. HTTP: `tuneloop serve --model-dir` and llama.cpp's
-    `llama-server -np 8 --cont-batching` under locust (headless, streaming users).
+    top-1 agreement on the same token ids; then target 1 again head to head (tuneloop's
+    fastest passing variant, plain and with drafts, and llama.cpp's fastest within +2%
+    perplexity taking turns in one process, round after round). HTTP: `tuneloop serve
+    --model-dir` and llama.cpp's `llama-server -np 8 --cont-batching` under locust
+    (headless, streaming users).
     Writes bench.md, bench.json and bench.png.
 
     Args:
@@ -123,7 +126,7 @@ def _plan(model_dir: Path | None, all_variants: bool, served: bool) -> _Plan:
 
 
 def _inproc(plan: _Plan, threads, new_tokens, repeats, deadline) -> dict:
-    from tuneloop.bench import llama_peer
+    from tuneloop.bench import head_to_head, llama_peer
     from tuneloop.bench.inproc import Engine, InprocOptions, missing_llama_rows, run_inproc
 
     engines = [Engine("transformers", "transformers", plan.reference, "fp32", reference=True)]
@@ -134,6 +137,9 @@ def _inproc(plan: _Plan, threads, new_tokens, repeats, deadline) -> dict:
         engines += [Engine(f"llama.cpp {k}", "llama.cpp", p, k) for k, p in plan.gguf.items()]
     options = InprocOptions(threads, new_tokens, (1, 8), repeats, deadline=deadline)
     section = run_inproc(engines, plan.texts, options)
+    found = head_to_head.contenders(section["rows"])
+    if found is not None:  # target 1 again, the contenders taking turns in one process
+        section["head_to_head"] = head_to_head.run(found, plan.texts, options)
     if problem is not None:
         section["rows"] += missing_llama_rows(problem)
     section["notes"] = plan.notes

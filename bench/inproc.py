@@ -49,6 +49,10 @@ class InprocOptions:
     """Monotonic time after which no further engine starts."""
     sequential_requests: int = 0
     """When set: run that many single requests back to back instead (the HTTP comparison)."""
+    head_to_head: list[dict] = field(default_factory=list)
+    """When set: these engines ({label, engine, model}) take turns in one process instead,
+    for `rounds` rounds (`head_to_head.py`)."""
+    rounds: int = 0
 
 
 def run_inproc(engines: list[Engine], texts: BenchTexts, options: InprocOptions) -> dict:
@@ -85,6 +89,8 @@ def run_worker(engine: Engine, texts: BenchTexts, options: InprocOptions) -> dic
         "new_tokens": options.new_tokens,
         "repeats": options.repeats,
         "sequential_requests": options.sequential_requests,
+        "head_to_head": options.head_to_head,
+        "rounds": options.rounds,
     }
     env = llama_peer.worker_env() if engine.engine == "llama.cpp" else None
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:

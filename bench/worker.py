@@ -22,6 +22,10 @@ def run(spec: dict) -> dict:
     from tuneloop.optimize.profiling import peak_rss_mb
 
     texts = BenchTexts.from_json(spec["texts"])
+    if spec.get("head_to_head"):
+        from tuneloop.bench.head_to_head import take_turns
+
+        return {"rounds": take_turns(spec, texts)}
     started = time.perf_counter()
     engine = ENGINES[spec["engine"]](spec["model"], spec["threads"])
     result: dict = {"load_s": time.perf_counter() - started, "batches": {}}

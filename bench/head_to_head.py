@@ -1,0 +1,98 @@
+"""Batch-1 decode of tuneloop and its llama.cpp peer, taking turns in one process.
+
+The in-process rows of `tuneloop bench` run each engine in its own process, minutes apart
+(peak memory needs that), and this machine's speed drifts by up to 20% over minutes: as much
+as the differences target 1 is about. Here the contenders are loaded side by side into one
+process and decode the same prompts in turn, round after round; each round gives ratios
+measured under the same conditions, and the median of those per-round ratios is the figure
+target 1 is judged on. Nothing else runs in that process between the engines' turns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import statistics
+from dataclasses import dataclass
+
+from tuneloop.bench.inproc import Engine, InprocOptions, decode, run_worker
+from tuneloop.bench.texts import BenchTexts
+
+ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class Contenders:
+    ours: list[Engine]
+    """tuneloop's fastest gate-passing variant, one token per pass, then with its drafts."""
+    peer: Engine
+    """llama.cpp's fastest variant with perplexity within +2% of fp32."""
+
+
+def contenders(rows: list[dict]) -> Contenders | None:
+    """From the in-process rows (quality judged): who meets whom, or None when a side is
+    missing (llama.cpp not built, no variant passing the gate)."""
+    ours = []
+    for engine in ("tuneloop", "tuneloop-drafted"):
+        passing = [r for r in rows if r["engine"] == engine and _quality(r, "passes")]
+        if passing:
+            ours.append(_engine(max(passing, key=lambda r: decode(r, "1"))))
+    peers = [r for r in rows if r["engine"] == "llama.cpp" and _quality(r, "ppl_ok")]
+    if not ours or not peers:
+        return None
+    return Contenders(ours, _engine(max(peers, key=lambda r: decode(r, "1"))))
+
+
+def run(found: Contenders, texts: BenchTexts, options: InprocOptions, rounds: int = ROUNDS):
+    """Runs the rounds in one worker process; per-round tokens/s and the median ratios."""
+    everyone = [*found.ours, found.peer]
+    turns = [{"label": e.label, "engine": e.engine, "model": str(e.model)} for e in everyone]
+    options = dataclasses.replace(options, head_to_head=turns, rounds=rounds)
+    result = run_worker(found.peer, texts, options)  # the peer's engine sets the environment
+    if "rounds" not in result:
+        return result  # {"skipped": why}
+    return summarize(result["rounds"], [e.label for e in found.ours], found.peer.label)
+
+
+def summarize(rounds: list[dict], ours: list[str], peer: str) -> dict:
+    """Median tokens/s per engine and, per tuneloop engine, the median (and range) of its
+    per-round ratio to the peer."""
+    ratios = {}
+    for label in ours:
+        per_round = [r[label] / r[peer] for r in rounds]
+        ratios[label] = {
+            "peer": peer,
+            "median": statistics.median(per_round),
+            "low": min(per_round),
+            "high": max(per_round),
+        }
+    labels = [*ours, peer]
+    medians = {label: statistics.median(r[label] for r in rounds) for label in labels}
+    return {"rounds": rounds, "median_tok_s": medians, "ratios": ratios}
+
+
+def take_turns(spec: dict, texts: BenchTexts) -> list[dict]:
+    """In the worker: load every contender, then `rounds` rounds in which each decodes every
+    prompt once, in turn (greedy, `new_tokens`, end token ignored). Decode tokens/s per round."""
+    from tuneloop.bench.engines import ENGINES, Timing
+
+    engines = {
+        c["label"]: ENGINES[c["engine"]](c["model"], spec["threads"]) for c in spec["head_to_head"]
+    }
+    for engine in engines.values():
+        engine.generate(texts.prompts[:1], 8)  # warm-up: allocators, kernels, caches
+    rounds = []
+    for _ in range(spec["rounds"]):
+        speeds = {}
+        for label, engine in engines.items():
+            timings = [engine.generate([p], spec["new_tokens"]) for p in texts.prompts]
+            speeds[label] = Timing.total(timings).to_json()["decode_tok_s"]
+        rounds.append(speeds)
+    return rounds
+
+
+def _quality(row: dict, key: str) -> bool:
+    return bool(row.get("quality", {}).get(key)) and decode(row, "1") > 0
+
+
+def _engine(row: dict) -> Engine:
+    return Engine(row["label"], row["engine"], row["model"], row["precision"])
