@@ -47,7 +47,11 @@ def run(found: Contenders, texts: BenchTexts, options: InprocOptions, rounds: in
     everyone = [*found.ours, found.peer]
     turns = [{"label": e.label, "engine": e.engine, "model": str(e.model)} for e in everyone]
     options = dataclasses.replace(options, head_to_head=turns, rounds=rounds)
-    result = run_worker(found.peer, texts, options)  # the peer's engine sets the environment
+    # The peer's engine sets the worker's environment (llama.cpp's library); the label, the log.
+    names = " vs ".join(e.label for e in everyone)
+    result = run_worker(
+        dataclasses.replace(found.peer, label=f"head to head: {names}"), texts, options
+    )
     if "rounds" not in result:
         return result  # {"skipped": why}
     return summarize(result["rounds"], [e.label for e in found.ours], found.peer.label)
