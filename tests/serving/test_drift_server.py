@@ -123,5 +123,8 @@ def test_drift_scores_rise_on_other_traffic_and_drifted_prompts_are_exported(
     fmt, examples, problems = parse_file(path)
     assert fmt == "chat" and not problems and len(examples) >= 3
     text = path.read_text(encoding="utf-8")
-    assert "[EMAIL]" in text and "[CARD]" in text and "jane@" not in text and "4111" not in text
-    assert "jane@" not in server.log() and "4111" not in server.log()
+    # The card's digit groups, not "4111" alone: the log's random request ids are hex and
+    # sometimes contain those four digits.
+    card = "4111 1111"
+    assert "[EMAIL]" in text and "[CARD]" in text and "jane@" not in text and card not in text
+    assert "jane@" not in server.log() and card not in server.log()
