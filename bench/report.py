@@ -116,10 +116,10 @@ def _head_to_head_markdown(section: dict) -> list[str]:
     lines = [
         title,
         "",
-        f"{len(rounds)} rounds; in each, every engine decodes the 8 prompts in turn. The rows "
-        "above ran each engine once in its own process, minutes apart; here a round's ratio "
-        "is measured under one set of conditions, and the median of those is the target's "
-        "figure.",
+        f"{len(rounds)} rounds; in each, every engine decodes the batch-1 prompts in turn. "
+        "The rows above ran each engine once in its own process, minutes apart; here a "
+        "round's ratio is measured under one set of conditions, and the median of those is "
+        "the target's figure.",
         "",
         "| engine | decode tok/s b1, median | per round |",
         "|---|---|---|",

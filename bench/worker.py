@@ -3,7 +3,9 @@
 `python -m tuneloop.bench.worker SPEC.json` reads what to run (engine, model path, threads,
 the token ids of `texts.BenchTexts`, new tokens, batch sizes, repeats) and prints one JSON
 line with the results. A fresh process per engine keeps peak RSS honest (nothing of another
-engine stays resident) and keeps one engine's thread pools away from the next one.
+engine stays resident) and keeps one engine's thread pools away from the next one. Two other
+modes: `sequential_requests` (the server-overhead reference) and `head_to_head` (several
+engines taking turns in this one process, `head_to_head.py`).
 """
 
 from __future__ import annotations
