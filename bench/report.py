@@ -267,8 +267,10 @@ def _chart(section: dict, path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     labels = [r["label"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.6 * len(rows) + 1.8))
-    for ax, batch in zip(axes, ("1", "8"), strict=True):
+    turns = section.get("head_to_head", {}).get("rounds")
+    panels = 3 if turns else 2
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 0.6 * len(rows) + 1.8))
+    for ax, batch in zip(axes, ("1", "8"), strict=False):
         values = [decode(r, batch) for r in rows]
         colors = [_color(r) for r in rows]
         ax.barh(labels, values, color=colors)
@@ -278,11 +280,32 @@ def _chart(section: dict, path: Path) -> bool:
         ax.invert_yaxis()
         ax.set_xlim(0, max(values + [1]) * 1.2)
     axes[1].set_yticklabels([])
+    if turns:
+        colors = {r["label"]: _color(r) for r in rows}  # the same colours as the bars
+        _head_to_head_panel(axes[2], section["head_to_head"], colors)
     fig.suptitle("tuneloop bench, in process (grey: fails the quality gate)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return True
+
+
+def _head_to_head_panel(ax, section: dict, colors: dict[str, str]) -> None:
+    """Each contender's tokens/s per round: the rounds move together when the machine does,
+    which is why target 1 takes the median of the rounds' ratios."""
+    rounds = section["rounds"]
+    numbers = range(1, len(rounds) + 1)
+    for label in section["median_tok_s"]:
+        ratio = section["ratios"].get(label, {}).get("median")
+        name = f"{label} ({ratio:.2f}x)" if ratio else label
+        color = colors.get(label)
+        ax.plot(numbers, [r[label] for r in rounds], marker="o", label=name, color=color)
+    ax.set_xticks(list(numbers))
+    ax.set_xlabel("round")
+    ax.set_ylabel("decode tokens/s")
+    ax.set_ylim(0, max(max(r.values()) for r in rounds) * 1.25)
+    ax.set_title("batch 1 head to head, one process", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
 
 
 def _is_reference(row: dict) -> bool:

@@ -57,10 +57,10 @@ def test_ratios_are_taken_per_round_then_their_median():
     assert out["rounds"] == rounds
 
 
-def test_the_report_judges_target_1_head_to_head():
+def test_the_report_judges_target_1_head_to_head(tmp_path):
     from tuneloop.bench.head_to_head import summarize
     from tuneloop.bench.inproc import ratios
-    from tuneloop.bench.report import markdown
+    from tuneloop.bench.report import markdown, write_report
 
     rows = [
         _row("tuneloop fused-int8", "tuneloop", 150.0),
@@ -85,6 +85,8 @@ def test_the_report_judges_target_1_head_to_head():
     assert "drafted decode b1 vs llama.cpp: **1.62x**" in text
     assert "target 1 is judged head to head" in text
     assert "| llama.cpp Q8_0 | 140.0 | 140.0 / 140.0 / 140.0 |" in text
+    paths = write_report({"setup": setup, "inproc": inproc}, tmp_path)
+    assert (tmp_path / "bench.png") in paths and (tmp_path / "bench.png").stat().st_size > 0
     inproc["head_to_head"] = {"skipped": "timed out after 600 s"}
     text = markdown({"setup": setup, "inproc": inproc})
     assert "- not run: timed out after 600 s" in text and "(target 1.5x: met)" in text
