@@ -14,7 +14,7 @@ import dataclasses
 import statistics
 from dataclasses import dataclass
 
-from tuneloop.bench.inproc import Engine, InprocOptions, decode, run_worker
+from tuneloop.bench.inproc import Engine, InprocOptions, fastest, run_worker
 from tuneloop.bench.texts import BenchTexts
 
 ROUNDS = 5
@@ -31,15 +31,12 @@ class Contenders:
 def contenders(rows: list[dict]) -> Contenders | None:
     """From the in-process rows (quality judged): who meets whom, or None when a side is
     missing (llama.cpp not built, no variant passing the gate)."""
-    ours = []
-    for engine in ("tuneloop", "tuneloop-drafted"):
-        passing = [r for r in rows if r["engine"] == engine and _quality(r, "passes")]
-        if passing:
-            ours.append(_engine(max(passing, key=lambda r: decode(r, "1"))))
-    peers = [r for r in rows if r["engine"] == "llama.cpp" and _quality(r, "ppl_ok")]
-    if not ours or not peers:
+    ours = [fastest(rows, engine, "passes") for engine in ("tuneloop", "tuneloop-drafted")]
+    ours = [_engine(row) for row in ours if row is not None]
+    peer = fastest(rows, "llama.cpp", "ppl_ok")
+    if not ours or peer is None:
         return None
-    return Contenders(ours, _engine(max(peers, key=lambda r: decode(r, "1"))))
+    return Contenders(ours, _engine(peer))
 
 
 def run(found: Contenders, texts: BenchTexts, options: InprocOptions, rounds: int = ROUNDS):
@@ -77,25 +74,22 @@ def summarize(rounds: list[dict], ours: list[str], peer: str) -> dict:
 def take_turns(spec: dict, texts: BenchTexts) -> list[dict]:
     """In the worker: load every contender, then `rounds` rounds in which each decodes every
     prompt once, in turn (greedy, `new_tokens`, end token ignored). Decode tokens/s per round."""
-    from tuneloop.bench.engines import ENGINES, Timing
+    from tuneloop.bench.engines import ENGINES
+    from tuneloop.bench.worker import generate, warm_up
 
     engines = {
         c["label"]: ENGINES[c["engine"]](c["model"], spec["threads"]) for c in spec["head_to_head"]
     }
     for engine in engines.values():
-        engine.generate(texts.prompts[:1], 8)  # warm-up: allocators, kernels, caches
+        warm_up(engine, texts)
     rounds = []
     for _ in range(spec["rounds"]):
         speeds = {}
         for label, engine in engines.items():
-            timings = [engine.generate([p], spec["new_tokens"]) for p in texts.prompts]
-            speeds[label] = Timing.total(timings).to_json()["decode_tok_s"]
+            timing = generate(engine, texts.prompts, 1, spec)
+            speeds[label] = timing.to_json()["decode_tok_s"]
         rounds.append(speeds)
     return rounds
-
-
-def _quality(row: dict, key: str) -> bool:
-    return bool(row.get("quality", {}).get(key)) and decode(row, "1") > 0
 
 
 def _engine(row: dict) -> Engine:

@@ -141,6 +141,17 @@ def decode(row: dict, batch: int) -> float:
     return row.get("batches", {}).get(str(batch), {}).get("decode_tok_s", 0.0)
 
 
+def fastest(rows: list[dict], engine: str, key: str, batch: str = "1") -> dict | None:
+    """The row of `engine` with the fastest decoding at `batch` among those whose quality has
+    `key` ("passes" or "ppl_ok"), or None."""
+    qualified = [
+        r
+        for r in rows
+        if r["engine"] == engine and r.get("quality", {}).get(key) and decode(r, batch)
+    ]
+    return max(qualified, key=lambda r: decode(r, batch)) if qualified else None
+
+
 def ratios(rows: list[dict], key: str = "passes") -> dict:
     """tuneloop's fastest row against each peer's fastest, per batch, among the rows whose
     quality has `key` ("passes": the whole gate; "ppl_ok": perplexity within +2% of fp32,
@@ -156,13 +167,8 @@ def _ratios(rows: list[dict], key: str, ours_engine: str, prefix: str) -> dict:
     for batch in ("1", "8"):
         best = {}
         for engine in (ours_engine, "llama.cpp", "transformers"):
-            passing = [
-                r
-                for r in rows
-                if r["engine"] == engine and r.get("quality", {}).get(key) and decode(r, batch)
-            ]
-            if passing:
-                best[engine] = max(passing, key=lambda r: decode(r, batch))
+            if (row := fastest(rows, engine, key, batch)) is not None:
+                best[engine] = row
         if ours_engine not in best:
             continue
         ours = best[ours_engine]

@@ -92,6 +92,7 @@ def _inproc_markdown(section: dict) -> list[str]:
         ]
     if section.get("notes"):  # why a peer variant is missing (a failed conversion, a tool)
         lines += ["Peers not measured:", "", *(f"- {note}" for note in section["notes"]), ""]
+    judged = "ratios" in section.get("head_to_head", {})
     for title, key in (
         ("variants that pass the whole gate (perplexity and top-1 agreement)", "ratios"),
         (
@@ -100,7 +101,6 @@ def _inproc_markdown(section: dict) -> list[str]:
         ),
     ):
         lines += [f"### Ratios: fastest tuneloop vs each peer's fastest, {title}", ""]
-        judged = "ratios" in section.get("head_to_head", {})
         lines += _ratio_lines(section.get(key, {}), judged) or ["- no tuneloop variant qualifies"]
         lines.append("")
     if "head_to_head" in section:

@@ -36,7 +36,7 @@ def run(spec: dict) -> dict:
         engine.answer(texts.prompts[-1][-8:], 8)
         result["sequential"] = sequential(engine, texts, spec)
         return result
-    engine.generate(texts.prompts[:1], 8)  # warm-up: allocators, kernels, caches
+    warm_up(engine, texts)
     for size in spec["batch_sizes"]:
         runs = [generate(engine, texts.prompts, size, spec) for _ in range(spec["repeats"])]
         best = max(runs, key=lambda r: r.decode_tokens / r.decode_s)  # least disturbed run
@@ -45,6 +45,11 @@ def run(spec: dict) -> dict:
         result["perplexity"] = perplexity(engine, texts)
     result["peak_rss_mb"] = peak_rss_mb()
     return result
+
+
+def warm_up(engine, texts) -> None:
+    """A few tokens before timing anything: allocators, kernels, caches."""
+    engine.generate(texts.prompts[:1], 8)
 
 
 def generate(engine, prompts: list[list[int]], size: int, spec: dict):
