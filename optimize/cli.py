@@ -136,7 +136,9 @@ def verify(
 def draft(*, model: Path, data: Path, options: DraftOptions) -> int:
     """Build the draft table for speculative decoding from the fine-tune's training data.
 
-    Counts which token followed each 1..order tokens in the data's answers and keeps the
+    The model (its smallest gate-passing fused variant) answers up to --model-answers of the
+    data's prompts greedily; the table counts which token followed each 1..order tokens in
+    those answers (or, with --model-answers 0, in the data's own answers) and keeps the
     confident ones (draft_ngrams.json). A fused variant with a table checks up to 4 drafted
     tokens (a look-up in the conversation, then the table) per forward pass when it decodes one
     sequence, in `tuneloop serve` and in process; outputs stay the model's own choices.

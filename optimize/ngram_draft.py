@@ -2,9 +2,10 @@
 
 A fine-tuned model on a narrow task says the same things again and again: the JSON keys of its
 answer format, the phrases of its domain, names and numbers it copies from the prompt. So a
-table of what followed each short token sequence in the training answers, plus a look-up in
-the conversation itself, guesses the next few tokens right often enough that checking them
-all in one forward pass beats computing them one by one. On a CPU a pass over 5 new tokens
+table of what followed each short token sequence in the answers to training prompts (the
+model's own, `draft_answers`, or the data's), plus a look-up in the conversation itself,
+guesses the next few tokens right often enough that checking them all in one forward pass
+beats computing them one by one. On a CPU a pass over 5 new tokens
 costs ~1.5 passes over 1: the weights are read once.
 
 Drafts choose nothing themselves: the model scores every drafted position in one pass and
@@ -17,8 +18,9 @@ differently, so an int8 answer can differ after a near tie.)
 
 Two sources, tried in order:
 1) the context (prompt and answer so far): the latest earlier occurrence of its last
-   `min_match`..`max_match` tokens, and what followed it (prompt look-up decoding);
-2) the table: for the last 1..`order` tokens, the token that followed them in the training
+   `min_match`..`max_match` tokens, and as many of the tokens that followed it as the match
+   was long (prompt look-up decoding; a longer match is a longer copy more often);
+2) the table: for the last 1..`order` tokens, the token that followed them in the
    answers in at least `min_share` of at least `min_count` cases; drafted one token at a time
    until no entry is confident.
 The table is saved next to the model (`DRAFT_FILE`), built by `tuneloop optimize draft`.
@@ -48,9 +50,13 @@ class DraftOptions:
     order: int = 3
     """Longest context (tokens) the table keys on."""
     min_count: int = 3
-    """Times a context must occur in the training answers to be drafted from."""
+    """Times a context must occur in the answers to be drafted from."""
     min_share: float = 0.6
     """Share of those occurrences that the drafted next token must have."""
+    model_answers: int = 500
+    """Training prompts the model answers itself (greedy, spread over the file) to build the
+    table from, as its drafts must guess its own words; 0: build it from the training data's
+    answers instead (no generation)."""
 
 
 @dataclass
@@ -132,11 +138,15 @@ class NgramDraft:
             ) from error
 
 
-def draft_from_data(tokenizer, data: Path, options: DraftOptions | None = None) -> NgramDraft:
+def draft_from_data(
+    tokenizer, data: Path, options: DraftOptions | None = None, model=None
+) -> NgramDraft:
     """The table of a chat/instruction data file (any format `tuneloop train` reads): each
-    example's final answer after its templated prompt, as the model was trained to say it."""
+    example's final answer after its templated prompt, as the model was trained to say it, or
+    with a `model` (a fused variant) and `options.model_answers`, as the model says it."""
     from tuneloop.data_formats import prompt_and_completion, read_examples
 
+    options = options or DraftOptions()
     examples = read_examples(Path(data))
     sequences = []
     for example in examples:
@@ -144,9 +154,19 @@ def draft_from_data(tokenizer, data: Path, options: DraftOptions | None = None) 
         prompt = list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
         full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": answer}])
         sequences.append((list(full), len(prompt)))
-    options = options or DraftOptions()
     source = {"data": str(data), "examples": len(examples), **options.__dict__}
-    return NgramDraft.build(sequences, options, source)
+    table = NgramDraft.build(sequences, options, source | {"answers": "data"})
+    if model is None or options.model_answers <= 0:
+        return table
+    from tuneloop.optimize.draft_answers import model_answers, spread
+
+    # The training answers' table drafts for the model while it answers (fewer passes).
+    model.draft = table
+    chosen = [sequences[i] for i in spread(options.model_answers, len(sequences))]
+    longest = max(len(ids) - start for ids, start in sequences)
+    answered = model_answers(model, [ids[:start] for ids, start in chosen], longest)
+    source |= {"answers": f"model ({model.folder.name})", "answered_prompts": len(answered)}
+    return NgramDraft.build(answered, options, source)
 
 
 def fused_variants(path: Path) -> list[Path]:
@@ -160,9 +180,12 @@ def fused_variants(path: Path) -> list[Path]:
 
 def add_drafts(folders: list[Path], data: Path, options: DraftOptions | None = None) -> NgramDraft:
     """Build the table of a training data file once and add it to each variant folder."""
-    from tuneloop.optimize.runtime import folder_tokenizer
+    from tuneloop.optimize.draft_answers import answering_variant
+    from tuneloop.optimize.runtime import folder_tokenizer, load_causal_lm
 
-    draft = draft_from_data(folder_tokenizer(folders[0]), data, options)
+    options = options or DraftOptions()
+    model = load_causal_lm(answering_variant(folders)) if options.model_answers > 0 else None
+    draft = draft_from_data(folder_tokenizer(folders[0]), data, options, model)
     for folder in folders:
         add_draft(folder, draft)
     return draft
@@ -183,7 +206,9 @@ def add_draft(folder: Path, draft: NgramDraft) -> Path:
 
 def _look_up(context: Sequence[int], limit: int, min_match: int, max_match: int = 4) -> list[int]:
     """What followed the latest earlier occurrence of the context's last tokens (the longest
-    match up to `max_match` tokens wins; shorter than `min_match` is no match)."""
+    match up to `max_match` tokens wins; shorter than `min_match` is no match), as many tokens
+    as the match is long: on the bench's outputs, drafting a 2-token match's full `limit`
+    mostly paid for tokens that were then thrown away."""
     ids = np.asarray(context)
     last = len(ids) - 1
     best_length, best_end = 0, -1
@@ -198,4 +223,4 @@ def _look_up(context: Sequence[int], limit: int, min_match: int, max_match: int 
                 break
     if best_length < min_match:
         return []
-    return ids[best_end + 1 : best_end + 1 + limit].tolist()
+    return ids[best_end + 1 : best_end + 1 + min(limit, best_length)].tolist()

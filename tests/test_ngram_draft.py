@@ -37,8 +37,11 @@ def test_the_table_drafts_token_by_token_until_unsure():
 
 def test_the_conversation_is_looked_up_before_the_table():
     draft = NgramDraft.build([([5, 1, 2, 3], 1)] * 3, DraftOptions(order=2))
-    # "7 1" occurred earlier in the context, followed by 40 41: copied (names, numbers).
-    assert draft.propose([7, 1, 40, 41, 42, 0, 7, 1], limit=3) == [40, 41, 42]
+    # "7 1" occurred earlier in the context, followed by 40 41: copied (names, numbers), as
+    # many tokens as the match is long.
+    assert draft.propose([7, 1, 40, 41, 42, 0, 7, 1], limit=3) == [40, 41]
+    assert draft.propose([3, 7, 1, 40, 41, 42, 43, 0, 3, 7, 1], limit=4) == [40, 41, 42]
+    assert draft.propose([3, 7, 1, 40, 41, 42, 43, 0, 3, 7, 1], limit=1) == [40]
     # One shared token is not enough of a match; the table answers instead.
     assert draft.propose([3, 1, 40, 0, 7, 1], limit=2) == [2, 3]
 
@@ -74,7 +77,34 @@ def test_a_table_from_chat_data(smollm2_tokenizer, tmp_path):
         for i in range(4)
     ]
     data.write_text("\n".join(json.dumps(r) for r in rows))
-    draft = draft_from_data(tokenizer, data)
-    assert draft.source["examples"] == 4
+    draft = draft_from_data(tokenizer, data)  # no model to answer: the data's answers
+    assert draft.source["examples"] == 4 and draft.source["answers"] == "data"
     start = tokenizer.encode('{"category": "')
     assert tokenizer.decode(draft.propose(start, 3)) == 'billing",'
+
+
+def test_model_answers_come_from_prompts_spread_over_the_file():
+    from tuneloop.optimize.draft_answers import spread
+
+    assert spread(3, 10) == [0, 4, 9] and spread(5, 3) == [0, 1, 2]
+    assert len(spread(500, 1000)) == 500 and spread(500, 1000)[-1] == 999
+
+
+def test_the_smallest_variant_that_passed_its_gate_answers(tmp_path):
+    from tuneloop.optimize.draft_answers import answering_variant
+
+    folders = []
+    for name, size, gate in (
+        ("fused-fp32", 40, "passed"),
+        ("fused-int8", 10, "passed"),
+        ("fused-int4", 5, "failed"),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"x" * size)
+        (folder / "tuneloop_artifact.json").write_text(json.dumps({"gate": {"status": gate}}))
+        folders.append(folder)
+    assert answering_variant(folders) == tmp_path / "fused-int8"
+    for folder in folders:  # no verdicts yet (a folder exported by hand): the smallest
+        (folder / "tuneloop_artifact.json").unlink()
+    assert answering_variant(folders) == tmp_path / "fused-int4"

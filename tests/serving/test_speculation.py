@@ -21,6 +21,8 @@ from tuneloop.serve.slot_runner import SlotRunner
 pytest.importorskip("onnxruntime_genai", reason="the fused graph is in the [fused] extra")
 
 EVERY_CONTEXT = DraftOptions(order=3, min_count=1, min_share=0.0)
+EVERY_ANSWERED = DraftOptions(order=3, min_count=1, min_share=0.0, model_answers=1)
+"""Every context of the model's own answer to one training prompt."""
 
 
 @pytest.fixture(scope="module")
@@ -123,3 +125,31 @@ def test_the_server_takes_the_variants_draft_table_unless_told_not_to(backend): 
     finally:
         path.unlink()
     assert backend.runner(4).drafts is None
+
+
+def test_a_table_of_the_models_own_answers_drafts_them(backend, tmp_path):  # noqa: F811
+    import json
+
+    from tuneloop.optimize.ngram_draft import draft_from_data
+    from tuneloop.optimize.runtime import load_causal_lm
+
+    model = load_causal_lm(backend.info.path, threads=1)
+    data = tmp_path / "train.jsonl"
+    rows = [
+        {"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": "ok"}]}
+        for p in PROMPTS
+    ]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    table = draft_from_data(backend.tokenizer, data, EVERY_ANSWERED, model)
+    assert table.source["answers"] == "model (fused-fp32)" and table.source["answered_prompts"] == 1
+
+    # The table is the one of the model's own greedy answer to the first prompt (a short
+    # training answer still leaves the model 16 tokens), answered with drafts or without.
+    model.draft, model.speculate = None, False
+    messages = [{"role": "user", "content": PROMPTS[0]}]
+    prompt = list(backend.tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+    said = model.generate([prompt], 16).tokens[0]
+    assert len(said) > 3, "the tiny model says more than its end token"
+    assert table.table == NgramDraft.build([(prompt + said, len(prompt))], EVERY_ANSWERED).table
+    data_only = draft_from_data(backend.tokenizer, data, DraftOptions(model_answers=0), model)
+    assert data_only.source["answers"] == "data"
