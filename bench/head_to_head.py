@@ -3,9 +3,10 @@
 The in-process rows of `tuneloop bench` run each engine in its own process, minutes apart
 (peak memory needs that), and this machine's speed drifts by up to 20% over minutes: as much
 as the differences target 1 is about. Here the contenders are loaded side by side into one
-process and decode the same prompts in turn, round after round; each round gives ratios
-measured under the same conditions, and the median of those per-round ratios is the figure
-target 1 is judged on. Nothing else runs in that process between the engines' turns.
+process and decode the same prompts taking turns prompt by prompt, round after round; each
+round gives ratios measured under the same conditions, and the median of those per-round
+ratios is the figure target 1 is judged on. Nothing else runs in that process between the
+engines' turns.
 """
 
 from __future__ import annotations
@@ -72,24 +73,37 @@ def summarize(rounds: list[dict], ours: list[str], peer: str) -> dict:
 
 
 def take_turns(spec: dict, texts: BenchTexts) -> list[dict]:
-    """In the worker: load every contender, then `rounds` rounds in which each decodes every
-    prompt once, in turn (greedy, `new_tokens`, end token ignored). Decode tokens/s per round."""
+    """In the worker: load every contender, warm each up, then the rounds."""
     from tuneloop.bench.engines import ENGINES
-    from tuneloop.bench.worker import generate, warm_up
+    from tuneloop.bench.worker import warm_up
 
     engines = {
         c["label"]: ENGINES[c["engine"]](c["model"], spec["threads"]) for c in spec["head_to_head"]
     }
     for engine in engines.values():
         warm_up(engine, texts)
-    rounds = []
-    for _ in range(spec["rounds"]):
-        speeds = {}
-        for label, engine in engines.items():
-            timing = generate(engine, texts.prompts, 1, spec)
-            speeds[label] = timing.to_json()["decode_tok_s"]
-        rounds.append(speeds)
-    return rounds
+    return rounds_of_turns(engines, texts.prompts, spec["rounds"], spec["new_tokens"])
+
+
+def rounds_of_turns(engines: dict, prompts: list[list[int]], rounds: int, new_tokens: int):
+    """Decode tokens/s per engine per round. In a round every engine decodes every prompt
+    once (greedy, end token ignored), taking turns prompt by prompt, so the engines are timed
+    within seconds of each other (this machine drifts within a round too), and the order
+    rotates from prompt to prompt, so no engine always goes first or last."""
+    from tuneloop.bench.engines import Timing
+
+    labels = list(engines)
+    out = []
+    for _ in range(rounds):
+        timings: dict[str, list] = {label: [] for label in labels}
+        for i, prompt in enumerate(prompts):
+            shift = i % len(labels)
+            for label in labels[shift:] + labels[:shift]:
+                timings[label].append(engines[label].generate([prompt], new_tokens))
+        out.append(
+            {label: Timing.total(t).to_json()["decode_tok_s"] for label, t in timings.items()}
+        )
+    return out
 
 
 def _engine(row: dict) -> Engine:

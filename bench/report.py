@@ -116,7 +116,8 @@ def _head_to_head_markdown(section: dict) -> list[str]:
     lines = [
         title,
         "",
-        f"{len(rounds)} rounds; in each, every engine decodes the batch-1 prompts in turn. "
+        f"{len(rounds)} rounds; in each, every engine decodes each batch-1 prompt, the engines "
+        "taking turns prompt by prompt (the order rotating). "
         "The rows above ran each engine once in its own process, minutes apart; here a "
         "round's ratio is measured under one set of conditions, and the median of those is "
         "the target's figure.",

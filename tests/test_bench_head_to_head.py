@@ -92,6 +92,28 @@ def test_the_report_judges_target_1_head_to_head(tmp_path):
     assert "- not run: timed out after 600 s" in text and "(target 1.5x: met)" in text
 
 
+def test_turns_go_prompt_by_prompt_and_the_order_rotates():
+    from tuneloop.bench.engines import Timing
+    from tuneloop.bench.head_to_head import rounds_of_turns
+
+    calls = []
+
+    class Engine:
+        def __init__(self, name, seconds):
+            self.name, self.seconds = name, seconds
+
+        def generate(self, prompts, new_tokens):
+            calls.append((self.name, prompts[0][0]))
+            return Timing(len(prompts[0]), 0.01, new_tokens - 1, self.seconds)
+
+    engines = {"a": Engine("a", 0.1), "b": Engine("b", 0.2), "c": Engine("c", 0.4)}
+    out = rounds_of_turns(engines, [[1], [2], [3]], rounds=2, new_tokens=11)
+    round_one = [("a", 1), ("b", 1), ("c", 1), ("b", 2), ("c", 2), ("a", 2), ("c", 3)]
+    assert calls[:7] == round_one and len(calls) == 18
+    for speeds in out:  # 30 tokens in 0.3 s, 0.6 s, 1.2 s
+        assert speeds == pytest.approx({"a": 100.0, "b": 50.0, "c": 25.0})
+
+
 @pytest.mark.slow
 def test_the_engines_take_turns_in_one_worker(tiny_model_dir, smollm2_tokenizer):
     """Real engines in a real worker process: every contender decodes every round."""
