@@ -56,7 +56,8 @@ def model_answers(
 def answering_variant(folders: list[Path]) -> Path:
     """The variant that answers for the table: the smallest fused variant whose gate passed
     (the quantized one `serve` recommends: its answers are the ones drafts must match, and it
-    is the fastest to run), or the smallest of all when none has a verdict yet."""
+    is the fastest to run), or the smallest of all when none passed (or none was judged yet:
+    a folder exported and drafted by hand)."""
     from tuneloop.optimize.artifacts import read_artifact
 
     passed = [f for f in folders if read_artifact(f).get("gate", {}).get("status") == "passed"]
