@@ -182,19 +182,25 @@ def _http(plan: _Plan, threads, new_tokens, users, seconds, deadline) -> dict:
         "ready_path": "/ready",
         "model": plan.served_name,
     }
-    servers = [tuneloop, _llama_server(plan, threads, llama_peer)]
-    section = run_http(servers, plan.texts.messages, users, _HttpOptions(new_tokens, seconds))
-    one_user = next((r for r in section["rows"] if r.get("users") == 1), None)
-    if one_user and one_user.get("requests"):
+    overhead: dict = {}
+
+    def after_run(server: dict, row: dict) -> None:
+        """Right after tuneloop's 1-user run: the same requests through the same engine in
+        process, the server-overhead reference."""
+        if server is not tuneloop or row.get("users") != 1 or not row.get("requests"):
+            return
         engine = Engine("tuneloop in process", "tuneloop-served", plan.variants[0].model, "")
         options = InprocOptions(threads, new_tokens, (), repeats=2, deadline=deadline)
-        options.sequential_requests = one_user["requests"]
+        options.sequential_requests = row["requests"]
         inproc = run_worker(engine, plan.texts, options)
         if "sequential" in inproc:
-            section["in_process_1_user"] = inproc["sequential"]
-            ratio = one_user["tokens_per_s"] / inproc["sequential"]["tokens_per_s"]
-            section["overhead_ratio"] = ratio
-    return section
+            overhead["in_process_1_user"] = inproc["sequential"]
+            overhead["overhead_ratio"] = row["tokens_per_s"] / inproc["sequential"]["tokens_per_s"]
+
+    servers = [tuneloop, _llama_server(plan, threads, llama_peer)]
+    options = _HttpOptions(new_tokens, seconds)
+    section = run_http(servers, plan.texts.messages, users, options, after_run)
+    return section | overhead
 
 
 def _llama_server(plan: _Plan, threads: int, llama_peer) -> dict:

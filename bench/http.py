@@ -5,8 +5,8 @@
 2) for each user count, run locust headless for a bounded time: every user streams greedy
    chat completions of the bench prompts back to back;
 3) from the per-request notes: aggregate generated tokens/s, p50/p99 time to first token,
-   p50/p99 end-to-end latency, errors. At 1 user, the same requests run in process through
-   the same engine give the server-overhead ratio;
+   p50/p99 end-to-end latency, errors. Right after the 1-user run, the same requests run in
+   process through the same engine give the server-overhead ratio;
 4) each server's peak resident memory (after all its users), against the transformers fp32
    process of the in-process section.
 """
@@ -33,8 +33,13 @@ log = logging.getLogger(__name__)
 LOCUSTFILE = Path(__file__).with_name("locust_stream.py")
 
 
-def run_http(servers: list[dict], messages: list, users: list[int], options) -> dict:
-    """`servers`: {"label", "command", "model", "ready_path"}; results per server and users."""
+def run_http(
+    servers: list[dict], messages: list, users: list[int], options, after_run=None
+) -> dict:
+    """`servers`: {"label", "command", "model", "ready_path"}; results per server and users.
+    `after_run(server, row)`, when given, is called right after each locust run, while the
+    server idles (the server-overhead reference runs there, seconds after the run it is
+    compared with: this machine's speed drifts over minutes)."""
     rows, peaks = [], {}
     for server in servers:
         if "skipped" in server:
@@ -45,6 +50,8 @@ def run_http(servers: list[dict], messages: list, users: list[int], options) -> 
                 for count in users:
                     notes = _locust(url, server["model"], messages, count, options)
                     rows.append({"label": server["label"], "users": count, **summarize(notes)})
+                    if after_run is not None:
+                        after_run(server, rows[-1])
                 peaks[server["label"]] = peak_rss_mb(process.pid)
         except RuntimeError as exc:
             rows.append({"label": server["label"], "skipped": str(exc)})

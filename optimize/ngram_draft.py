@@ -5,8 +5,8 @@ answer format, the phrases of its domain, names and numbers it copies from the p
 table of what followed each short token sequence in the answers to training prompts (the
 model's own, `draft_answers`, or the data's), plus a look-up in the conversation itself,
 guesses the next few tokens right often enough that checking them all in one forward pass
-beats computing them one by one. On a CPU a pass over 5 new tokens
-costs ~1.5 passes over 1: the weights are read once.
+beats computing them one by one. On a CPU a pass over 5 new tokens costs ~1.5 passes over 1:
+the weights are read once.
 
 Drafts choose nothing themselves: the model scores every drafted position in one pass and
 the caller keeps the drafted tokens only as long as they equal what it would have chosen

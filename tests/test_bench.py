@@ -180,6 +180,38 @@ def test_http_notes_become_throughput_and_percentiles():
     }  # fmt: skip
 
 
+def test_the_overhead_reference_runs_right_after_the_run_it_is_compared_with(monkeypatch):
+    """The in-process reference of target 3 runs while the server idles after its 1-user
+    run, before its other user counts (this machine drifts over minutes)."""
+    import contextlib
+    import os
+    from types import SimpleNamespace
+
+    from tuneloop.bench import http
+
+    events = []
+
+    @contextlib.contextmanager
+    def serving(server):
+        events.append(f"start {server['label']}")
+        yield "http://server", SimpleNamespace(pid=os.getpid())
+
+    def locust(url, model, messages, users, options):
+        events.append(f"{users} users")
+        return [{"start": 0.0, "first": 0.1, "end": 1.0, "tokens": 10, "ok": True}]
+
+    monkeypatch.setattr(http, "_serving", serving)
+    monkeypatch.setattr(http, "_locust", locust)
+    servers = [{"label": "ours", "model": "m"}, {"label": "peer", "model": "m"}]
+    after = lambda server, row: events.append(f"after {server['label']} {row['users']}")  # noqa: E731
+    out = http.run_http(servers, [], [1, 4], None, after)
+    assert events == [
+        "start ours", "1 users", "after ours 1", "4 users", "after ours 4",
+        "start peer", "1 users", "after peer 1", "4 users", "after peer 4",
+    ]  # fmt: skip
+    assert [row["users"] for row in out["rows"]] == [1, 4, 1, 4]
+
+
 def test_http_report_states_each_target_and_whether_it_is_met():
     from tuneloop.bench.report import markdown
 
