@@ -61,7 +61,7 @@ def answering_variant(folders: list[Path]) -> Path:
     from tuneloop.optimize.artifacts import read_artifact
 
     passed = [f for f in folders if read_artifact(f).get("gate", {}).get("status") == "passed"]
-    return min(passed or folders, key=lambda folder: _size(folder))
+    return min(passed or folders, key=_size)
 
 
 def _size(folder: Path) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 from tuneloop.errors import UsageError
 from tuneloop.optimize.artifacts import check_out_dir, read_artifact, save_json
 from tuneloop.optimize.gate import GateThresholds
-from tuneloop.optimize.ngram_draft import DraftOptions
+from tuneloop.optimize.ngram_draft import DraftOptions, add_drafts, fused_variants
 from tuneloop.optimize.verify import ReferenceCache, VerifyOptions, verify_candidate, weights_mb
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,6 @@ def optimize_all(
 
 
 def _add_drafts(out: Path, data: Path | None, options: DraftOptions | None = None) -> None:
-    from tuneloop.optimize.ngram_draft import add_drafts, fused_variants
-
     fused = fused_variants(out)
     if fused and data is None:
         log.info("no training data named: the fused variants get no draft table (optimize draft)")
