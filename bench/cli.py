@@ -158,6 +158,7 @@ def _http(plan: _Plan, threads, new_tokens, users, seconds, deadline) -> dict:
     from tuneloop.bench.engines import ServedEngine
     from tuneloop.bench.http import run_http
     from tuneloop.bench.inproc import Engine, InprocOptions, run_worker
+    from tuneloop.bench.overhead import paired_overhead
 
     tuneloop = {
         "label": f"tuneloop serve ({plan.variants[0].label.removeprefix('tuneloop ')})",
@@ -184,18 +185,19 @@ def _http(plan: _Plan, threads, new_tokens, users, seconds, deadline) -> dict:
     }
     overhead: dict = {}
 
-    def after_run(server: dict, row: dict) -> None:
-        """Right after tuneloop's 1-user run: the same requests through the same engine in
-        process, the server-overhead reference."""
+    def after_run(server: dict, row: dict, again) -> None:
+        """Right after tuneloop's 1-user run: the server-overhead reference, the same chats
+        through the same engine in process, in pairs with 1-user runs (`overhead.py`)."""
         if server is not tuneloop or row.get("users") != 1 or not row.get("requests"):
             return
         engine = Engine("tuneloop in process", "tuneloop-served", plan.variants[0].model, "")
-        options = InprocOptions(threads, new_tokens, (), repeats=2, deadline=deadline)
-        options.sequential_requests = row["requests"]
-        inproc = run_worker(engine, plan.texts, options)
-        if "sequential" in inproc:
-            overhead["in_process_1_user"] = inproc["sequential"]
-            overhead["overhead_ratio"] = row["tokens_per_s"] / inproc["sequential"]["tokens_per_s"]
+
+        def in_process(requests: int) -> dict | None:
+            options = InprocOptions(threads, new_tokens, (), repeats=1, deadline=deadline)
+            options.sequential_requests = requests
+            return run_worker(engine, plan.texts, options).get("sequential")
+
+        overhead.update(paired_overhead(row, again, in_process))
 
     servers = [tuneloop, _llama_server(plan, threads, llama_peer)]
     options = _HttpOptions(new_tokens, seconds)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -37,9 +38,10 @@ def run_http(
     servers: list[dict], messages: list, users: list[int], options, after_run=None
 ) -> dict:
     """`servers`: {"label", "command", "model", "ready_path"}; results per server and users.
-    `after_run(server, row)`, when given, is called right after each locust run, while the
-    server idles (the server-overhead reference runs there, seconds after the run it is
-    compared with: this machine's speed drifts over minutes)."""
+    `after_run(server, row, again)`, when given, is called right after each locust run, while
+    the server idles; `again()` runs locust once more at the same user count and returns its
+    row (the server-overhead reference runs there, in pairs with such runs: this machine's
+    speed drifts over minutes)."""
     rows, peaks = [], {}
     for server in servers:
         if "skipped" in server:
@@ -48,14 +50,19 @@ def run_http(
         try:
             with _serving(server) as (url, process):
                 for count in users:
-                    notes = _locust(url, server["model"], messages, count, options)
-                    rows.append({"label": server["label"], "users": count, **summarize(notes)})
+                    again = functools.partial(_row, url, server, messages, count, options)
+                    rows.append(again())
                     if after_run is not None:
-                        after_run(server, rows[-1])
+                        after_run(server, rows[-1], again)
                 peaks[server["label"]] = peak_rss_mb(process.pid)
         except RuntimeError as exc:
             rows.append({"label": server["label"], "skipped": str(exc)})
     return {"rows": rows, "server_peak_rss_mb": peaks}
+
+
+def _row(url: str, server: dict, messages: list, users: int, options) -> dict:
+    notes = _locust(url, server["model"], messages, users, options)
+    return {"label": server["label"], "users": users, **summarize(notes)}
 
 
 def summarize(notes: list[dict]) -> dict:

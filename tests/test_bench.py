@@ -203,13 +203,48 @@ def test_the_overhead_reference_runs_right_after_the_run_it_is_compared_with(mon
     monkeypatch.setattr(http, "_serving", serving)
     monkeypatch.setattr(http, "_locust", locust)
     servers = [{"label": "ours", "model": "m"}, {"label": "peer", "model": "m"}]
-    after = lambda server, row: events.append(f"after {server['label']} {row['users']}")  # noqa: E731
+
+    def after(server, row, again):
+        events.append(f"after {server['label']} {row['users']}")
+        if server["label"] == "ours" and row["users"] == 1:
+            assert again()["users"] == 1  # one more run at the same user count, not a row
+
     out = http.run_http(servers, [], [1, 4], None, after)
     assert events == [
-        "start ours", "1 users", "after ours 1", "4 users", "after ours 4",
+        "start ours", "1 users", "after ours 1", "1 users", "4 users", "after ours 4",
         "start peer", "1 users", "after peer 1", "4 users", "after peer 4",
     ]  # fmt: skip
     assert [row["users"] for row in out["rows"]] == [1, 4, 1, 4]
+
+
+def test_the_overhead_is_the_median_of_pairs_whose_order_alternates():
+    from tuneloop.bench.overhead import paired_overhead
+
+    events, http_speeds, in_process_speeds = [], iter([90.0, 120.0]), iter([100.0, 100.0, 0])
+
+    def http_run():
+        events.append("http")
+        return {"requests": 7, "tokens_per_s": next(http_speeds)}
+
+    def in_process(requests):
+        events.append(f"in process {requests}")
+        speed = next(in_process_speeds)
+        return {"tokens_per_s": speed} if speed else None  # the third could not run
+
+    first = {"requests": 5, "tokens_per_s": 99.0}
+    result = paired_overhead(first, http_run, in_process, pairs=3)
+    # the first pair's HTTP side is the run already made; the second runs in process first,
+    # as many chats as the HTTP run before it sent
+    assert events == ["in process 5", "in process 5", "http", "http", "in process 7"]
+    assert [pair["order"] for pair in result["overhead_pairs"]] == [
+        "HTTP first",
+        "in process first",
+    ]
+    assert [pair["ratio"] for pair in result["overhead_pairs"]] == [0.99, 0.9]
+    assert result["overhead_ratio"] == 0.9  # of two, the lower: the cautious reading
+    assert result["in_process_1_user"] == {"tokens_per_s": 100.0}
+    nothing_ran = paired_overhead(first, lambda: first, lambda requests: None)
+    assert nothing_ran == {}
 
 
 def test_http_report_states_each_target_and_whether_it_is_met():
@@ -226,13 +261,14 @@ def test_http_report_states_each_target_and_whether_it_is_met():
             row("llama-server -np 8 (q8_0)", 16, 150.0, 0.4),
         ],
         "overhead_ratio": 0.97,
+        "overhead_pairs": [{"ratio": r} for r in (0.97, 0.92, 1.01)],
         "in_process_1_user": {"tokens_per_s": 100.0},
     }
     setup = {"machine": "test", "threads": 2, "new_tokens": 8, "load_before": 0.0}
     text = markdown({"setup": setup, "http": http})
     assert "**2.00x** tokens/s, p99 TTFT 500 vs 400 ms" in text and "NOT met" in text
     expected = "**97%** of the same chats, in the same order, through the server's engine"
-    assert expected in text
+    assert expected in text and "the median of 3 pairs" in text and "97%, 92%, 101%" in text
     assert "95%: met" in text
 
 
