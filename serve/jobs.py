@@ -36,6 +36,8 @@ class Sequence:
     logprobs: list[float] = field(default_factory=list)
     finish_reason: FinishReason | None = None
     last_token_at: float | None = None
+    unsent: str = ""
+    """Text of accepted tokens not yet sent (a speculative pass sends its tokens at once)."""
 
     @property
     def adapter(self) -> str | None:

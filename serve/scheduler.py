@@ -225,10 +225,13 @@ class Scheduler:
         for position in range(len(draft) + 1):
             row = logits[position : position + 1]
             token = sample(row, [seq.sampling])
-            self._accept(seq, token[0], token_logprobs(row, token)[0])
+            self._accept(seq, token[0], token_logprobs(row, token)[0], send=False)
             if seq.finished or position == len(draft) or token[0] != draft[position]:
                 break
             kept += 1
+        # One chunk for the pass's tokens: a stream's cost (event loop wake-up, JSON, socket
+        # write, the client's parse) is per chunk, on the cores the next pass needs.
+        self._send(seq)
         self.runner.keep_drafted(kept)
         seq.job.record.drafted_tokens += len(draft)
         seq.job.record.accepted_draft_tokens += kept
@@ -236,8 +239,9 @@ class Scheduler:
     def running_rows(self) -> int:
         return len(self.runner.rows)
 
-    def _accept(self, seq: Sequence, token: int, logprob: float) -> None:
-        """Add a sampled token to a sequence, send its text, and end it if it is done."""
+    def _accept(self, seq: Sequence, token: int, logprob: float, send: bool = True) -> None:
+        """Add a sampled token to a sequence, send its text (or keep it for `_send`), and end
+        the sequence if it is done."""
         now = self._clock()
         seq.logprobs.append(logprob)
         job = seq.job
@@ -250,9 +254,9 @@ class Scheduler:
             self._end(seq, FinishReason.STOP)
             return
         seq.token_ids.append(token)
-        delta = seq.text.push(token)
-        if delta:
-            job.sink(TextDelta(seq.index, delta, len(seq.token_ids)))
+        seq.unsent += seq.text.push(token)
+        if send:
+            self._send(seq)
         if seq.text.stopped:
             self._end(seq, FinishReason.STOP)
         elif len(seq.token_ids) >= job.request.params.max_tokens:
@@ -282,11 +286,16 @@ class Scheduler:
                 self._complete(job)
         self.runner.release(leaving)
 
+    def _send(self, seq: Sequence) -> None:
+        if seq.unsent:
+            seq.job.sink(TextDelta(seq.index, seq.unsent, len(seq.token_ids)))
+            seq.unsent = ""
+
     def _end(self, seq: Sequence, reason: FinishReason) -> None:
         seq.finish_reason = reason
-        tail = "" if reason in _ABORTED else seq.text.flush()
-        if tail:
-            seq.job.sink(TextDelta(seq.index, tail, len(seq.token_ids)))
+        if reason not in _ABORTED:
+            seq.unsent += seq.text.flush()
+        self._send(seq)
         seq.job.sink(ChoiceFinished(seq.index, reason, len(seq.token_ids)))
 
     def _complete(self, job: Job) -> None:

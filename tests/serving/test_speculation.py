@@ -14,7 +14,7 @@ from serving.test_serve_onnx import merged_dir  # noqa: F401  (a module fixture,
 from serving.test_serve_torch_backend import PROMPTS
 from tuneloop.optimize.ngram_draft import DraftOptions, NgramDraft
 from tuneloop.serve.jobs import new_job
-from tuneloop.serve.requests import GenerationRequest, SamplingParams
+from tuneloop.serve.requests import GenerationRequest, SamplingParams, TextDelta
 from tuneloop.serve.scheduler import Scheduler, SchedulerLimits
 from tuneloop.serve.slot_runner import SlotRunner
 
@@ -38,14 +38,16 @@ def backend(merged_dir, tmp_path_factory):  # noqa: F811
     return OnnxBackend.load(ModelSpec("fused", "onnx", folder))
 
 
-def answer(backend, prompt, params, drafts=None, alongside=None):
-    """One job's tokens and record (with `alongside` prompts running in the same batch)."""
+def answer(backend, prompt, params, drafts=None, alongside=None, sink=lambda event: None):
+    """One job's tokens and record (with `alongside` prompts running in the same batch);
+    the first job's events go to `sink`."""
     runner = SlotRunner(backend, 4, drafts=drafts)
     scheduler = Scheduler("fused", runner, SchedulerLimits(max_batch_size=4))
     jobs = []
     for i, ids in enumerate([prompt, *(alongside or [])]):
         request = GenerationRequest(f"r{i}", "fused", tuple(ids), params)
-        jobs.append(new_job(request, backend.tokenizer, lambda e: None, lane="fused", now=0))
+        events = sink if i == 0 else lambda event: None
+        jobs.append(new_job(request, backend.tokenizer, events, lane="fused", now=0))
         scheduler.add(jobs[-1])
     while scheduler.has_work():
         scheduler.step()
@@ -77,6 +79,23 @@ def test_greedy_answers_are_unchanged_by_right_and_wrong_drafts(backend):  # noq
         assert tokens == expected
         assert record.accepted_draft_tokens == 0
     assert accepted > len(prompts), "a table of the model's own answers drafts them"
+
+
+def test_a_pass_that_keeps_drafted_tokens_sends_their_text_as_one_delta(backend):  # noqa: F811
+    """One chunk per pass, not per token: a stream's cost is per chunk."""
+    prompt = backend.tokenizer.encode(PROMPTS[0])
+    greedy = SamplingParams(24, 0)
+    _, right, _ = tables(backend, [prompt], greedy)
+    plain, drafted = [], []
+    answer(backend, prompt, greedy, sink=plain.append)
+    _, record = answer(backend, prompt, greedy, drafts=right, sink=drafted.append)
+    plain, drafted = (
+        [e for e in events if isinstance(e, TextDelta)] for events in (plain, drafted)
+    )
+    assert "".join(d.text for d in drafted) == "".join(d.text for d in plain)
+    assert record.accepted_draft_tokens > 0
+    assert len(drafted) <= len(plain) - record.accepted_draft_tokens
+    assert drafted[-1].tokens == plain[-1].tokens
 
 
 def test_seeded_sampling_gives_the_same_tokens_with_drafts(backend):  # noqa: F811
