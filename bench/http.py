@@ -50,10 +50,10 @@ def run_http(
         try:
             with _serving(server) as (url, process):
                 for count in users:
-                    again = functools.partial(_row, url, server, messages, count, options)
-                    rows.append(again())
+                    locust_run = functools.partial(_row, url, server, messages, count, options)
+                    rows.append(locust_run())
                     if after_run is not None:
-                        after_run(server, rows[-1], again)
+                        after_run(server, rows[-1], locust_run)
                 peaks[server["label"]] = peak_rss_mb(process.pid)
         except RuntimeError as exc:
             rows.append({"label": server["label"], "skipped": str(exc)})

@@ -229,8 +229,8 @@ class Scheduler:
             if seq.finished or position == len(draft) or token[0] != draft[position]:
                 break
             kept += 1
-        # One chunk for the pass's tokens: a stream's cost (event loop wake-up, JSON, socket
-        # write, the client's parse) is per chunk, on the cores the next pass needs.
+        # One chunk for the pass's tokens, as vLLM sends one per engine step: the event loop
+        # writes, and a client parses, one chunk instead of several.
         self._send(seq)
         self.runner.keep_drafted(kept)
         seq.job.record.drafted_tokens += len(draft)
