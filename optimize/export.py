@@ -21,6 +21,7 @@ import numpy as np
 from tuneloop.errors import ExportError, MissingDependencyError
 from tuneloop.optimize.artifacts import read_artifact, save_json, staged_dir, write_artifact
 from tuneloop.optimize.logits_positions import add_logits_positions
+from tuneloop.optimize.shared_input_matmuls import merge_shared_input_matmuls
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,8 @@ def _export(model, out: Path) -> None:
 def export_fused(model: Path, out: Path) -> None:
     """Build the fused fp32 graph with onnxruntime-genai's model builder (in a subprocess:
     it prints progress bars and holds a second copy of the weights), then make it compute
-    logits only at the positions asked for (`logits_positions`)."""
+    logits only at the positions asked for (`logits_positions`) and read each activation
+    with one MatMul (`shared_input_matmuls`)."""
     import importlib.util
     import subprocess
     import sys
@@ -136,6 +138,7 @@ def export_fused(model: Path, out: Path) -> None:
         tail = "\n".join(done.stderr.strip().splitlines()[-5:])
         raise ExportError(f"onnxruntime-genai's model builder failed on {model}:\n{tail}")
     add_logits_positions(out / "model.onnx")
+    merge_shared_input_matmuls(out / "model.onnx")
 
 
 def parity_prompts(tokenizer, data: Path | None, count: int = 8) -> list[list[int]]:
