@@ -112,10 +112,13 @@ def _constant_matmul(node, weights) -> bool:
 
 
 def _uses(graph) -> dict[str, int]:
+    """How many node inputs and graph outputs read each name."""
     uses: dict[str, int] = defaultdict(int)
     for node in graph.node:
         for name in node.input:
             uses[name] += 1
+    for output in graph.output:
+        uses[output.name] += 1
     return uses
 
 
