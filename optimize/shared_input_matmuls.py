@@ -30,10 +30,13 @@ def merge_shared_input_matmuls(model_file: Path) -> int:
     """Edit `model_file` (.onnx, weights inside or in one external data file) in place; the
     number of MatMul groups merged (0: nothing to merge, the file is left untouched)."""
     import onnx
+    from onnx.external_data_helper import load_external_data_for_model
 
     model_file = Path(model_file)
-    model = onnx.load(str(model_file))
-    external = _external_location(model_file)
+    model = onnx.load(str(model_file), load_external_data=False)
+    external = _external_location(model)
+    if external is not None:
+        load_external_data_for_model(model, str(model_file.parent))
     merged = _merge(model.graph)
     if not merged:
         return 0
@@ -63,9 +66,11 @@ def _merge(graph) -> int:
     uses = _uses(graph)
     replaced: dict[str, list] = {}
     for source, nodes in groups.items():
+        if len(nodes) < 2:
+            continue
         arrays = [numpy_helper.to_array(weights[n.input[1]]) for n in nodes]
         # Only weights that meet the input the same way (same rows, same type) concatenate.
-        if len(nodes) < 2 or len({(a.shape[0], a.dtype) for a in arrays}) > 1:
+        if len({(a.shape[0], a.dtype) for a in arrays}) > 1:
             continue
         name = _joined([n.name for n in nodes])
         weight = numpy_helper.from_array(
@@ -135,12 +140,9 @@ def _joined(names: list[str]) -> str:
     return prefix + "/" + "+".join("/".join(parts[common:]) for parts in split)
 
 
-def _external_location(model_file: Path) -> str | None:
+def _external_location(model) -> str | None:
     """The file name the graph keeps its weights in, or None when they are inside it."""
-    import onnx
-
-    header = onnx.load(str(model_file), load_external_data=False)
-    for init in header.graph.initializer:
+    for init in model.graph.initializer:
         for entry in init.external_data:
             if entry.key == "location":
                 return entry.value

@@ -45,9 +45,10 @@ def test_fused_graph_matches_torch(fused_dir):
 
 def test_fused_graph_reads_each_activation_with_one_matmul(fused_dir):
     """The MLP's gate and up projections are one MatMul (`shared_input_matmuls`)."""
-    inputs = [n.input[0] for n in _onnx_graph(fused_dir).node if n.op_type == "MatMul"]
+    nodes = _onnx_graph(fused_dir).node
+    inputs = [n.input[0] for n in nodes if n.op_type == "MatMul"]
     assert len(inputs) == len(set(inputs))
-    assert any("gate_proj" in n.name and "up_proj" in n.name for n in _onnx_graph(fused_dir).node)
+    assert any("gate_proj" in n.name and "up_proj" in n.name for n in nodes)
 
 
 def _onnx_graph(folder):
