@@ -5,9 +5,11 @@ Generation uses the slot cache of `kv_slots`: 1) each prompt is prefilled into i
 shared in place, 3) it stops when every row has ended. Teacher-forced logits prefill one slot
 and keep every position's logits.
 
-A single prompt with a draft table in its folder (`ngram_draft`) decodes speculatively: each
-pass feeds the last token plus up to `draft_tokens` drafted ones, keeps the drafted tokens
-while they equal the pass's own greedy choice, and drops the cache columns of the rest. An
+A single prompt with a draft table in its folder (`ngram_draft`) or draft heads in its graph
+(`draft_heads`) decodes speculatively: each pass feeds the last token plus up to
+`draft_tokens` drafted ones, keeps the drafted tokens while they equal the pass's own greedy
+choice, and drops the cache columns of the rest; the heads' guesses at the last kept position
+draft for the next pass. An
 fp32 variant gives the same tokens as one token per pass; int8 kernels round a pass over
 several tokens slightly differently, so an int8 answer can differ after a near tie.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from tuneloop.optimize.kv_slots import KVSlots
-from tuneloop.optimize.ngram_draft import DRAFT_TOKENS, NgramDraft
+from tuneloop.optimize.ngram_draft import DRAFT_TOKENS, variant_drafts
 from tuneloop.optimize.runtime import CausalLM, Generation
 
 
@@ -31,7 +33,7 @@ class FusedCausalLM(CausalLM):
         super().__init__(folder, tokenizer)
         self.session = session
         self._slots: KVSlots | None = None
-        self.draft = NgramDraft.load(folder)
+        self.draft = variant_drafts(folder, session)
         self.speculate = True
         """Decode a single prompt speculatively when there is a draft table."""
         self.draft_tokens = DRAFT_TOKENS
@@ -83,6 +85,7 @@ class FusedCausalLM(CausalLM):
         cache.reserve(len(prompt) + max_new_tokens + self.draft_tokens)
         started = time.perf_counter()
         tokens = [int(cache.prefill(0, prompt).argmax())]
+        guesses = cache.guessed(0, -1, tokens[-1])
         prefill = time.perf_counter() - started
         ended = lambda token: stop_at_eos and token in self.eos_ids  # noqa: E731
         steps = drafted = accepted = 0
@@ -90,7 +93,7 @@ class FusedCausalLM(CausalLM):
         while not ended(tokens[-1]) and len(tokens) < max_new_tokens:
             # Drafts past the budget would be wasted work: the pass itself adds one token.
             room = min(self.draft_tokens, max_new_tokens - len(tokens) - 1)
-            draft = self.draft.propose(prompt + tokens, room)
+            draft = self.draft.propose(prompt + tokens, room, guesses)
             fed = int(cache.lengths[0])
             if draft:
                 choices = cache.extend([tokens[-1], *draft]).argmax(-1)
@@ -104,6 +107,7 @@ class FusedCausalLM(CausalLM):
                 kept += 1
             # The cache holds the fed token and the drafted tokens that were kept.
             cache.truncate(0, fed + 1 + kept)
+            guesses = cache.guessed(0, kept, tokens[-1])
             steps, drafted, accepted = steps + 1, drafted + len(draft), accepted + kept
         decode = time.perf_counter() - started
         return Generation(

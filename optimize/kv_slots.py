@@ -22,6 +22,8 @@ The operator only accepts a multi-token input after a past for one row at a time
 (`prefill(slot, tokens)` continues a slot's sequence, e.g. a long prompt in chunks).
 A graph with the `logits_positions` input (see `logits_positions`) computes the output
 projection for a prompt's last position only, unless every position's logits are asked for.
+A graph with draft heads (`draft_heads`) also returns their guesses at those positions;
+`guessed` reads the last run's.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tuneloop.errors import ModelLoadError
+from tuneloop.optimize.draft_heads import guessed
+from tuneloop.optimize.draft_heads_graph import DRAFT_IDS, DRAFT_PROBS
 from tuneloop.optimize.logits_positions import LOGITS_POSITIONS
 
 MIN_CAPACITY = 256
@@ -46,13 +50,13 @@ class _Buffers:
     values: list[np.ndarray]
     mask: np.ndarray
     """[slots, capacity] int64: 1 for every cached token of a slot, plus the one being added."""
-    decode_bindings: dict[int, tuple[object, np.ndarray, np.ndarray]] = field(default_factory=dict)
-    """Batch size -> (IOBinding, bound input ids [B, 1], bound logits [B, 1, vocab])."""
-    extend_bindings: dict[int, tuple[object, np.ndarray, np.ndarray, np.ndarray]] = field(
-        default_factory=dict
-    )
-    """Token count T -> (IOBinding, ids [1, T], logits [1, T, vocab], logits positions [T]) of
-    `extend`; the arrays live here because the binding holds only their addresses."""
+    decode_bindings: dict[int, tuple] = field(default_factory=dict)
+    """Batch size -> (IOBinding, bound input ids [B, 1], bound logits [B, 1, vocab], bound
+    guesses or None)."""
+    extend_bindings: dict[int, tuple] = field(default_factory=dict)
+    """Token count T -> (IOBinding, ids [1, T], logits [1, T, vocab], logits positions [T],
+    guesses or None) of `extend`; the arrays live here because the binding holds only their
+    addresses."""
 
 
 class KVSlots:
@@ -72,6 +76,10 @@ class KVSlots:
         self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
         self.vocab = int(session.get_outputs()[0].shape[-1])
         self.picks_positions = LOGITS_POSITIONS in inputs
+        self.has_heads = DRAFT_IDS in {o.name for o in session.get_outputs()}
+        self.guesses: tuple[np.ndarray, np.ndarray] | None = None
+        """The draft heads' output of the last run, [rows, positions, 3] ids and [rows,
+        positions, 2] probabilities (None without heads); the next run writes over them."""
         self.slots = slots
         self.lengths = np.zeros(slots, dtype=np.int64)
         """Tokens cached per slot."""
@@ -136,8 +144,9 @@ class KVSlots:
         positions = np.arange(count, dtype=np.int64) if all_logits else _LAST
         width = count if all_logits or not self.picks_positions else 1
         logits = np.empty((1, width, self.vocab), dtype=np.float32)
-        binding = self._binding(ids, mask, logits, first=slot, rows=1, positions=positions)
+        binding, guesses = self._binding(ids, mask, logits, slot, rows=1, positions=positions)
         self.session.run_with_iobinding(binding)
+        self.guesses = guesses
         self.lengths[slot] = start + count
         self._buffers.mask[slot, : start + count] = 1
         self._buffers.mask[slot, start + count :] = 0
@@ -151,12 +160,13 @@ class KVSlots:
         if rows not in buffers.decode_bindings:
             ids = np.zeros((rows, 1), dtype=np.int64)
             logits = np.empty((rows, 1, self.vocab), dtype=np.float32)
-            binding = self._binding(ids, buffers.mask[:rows], logits, first=0, rows=rows)
-            buffers.decode_bindings[rows] = (binding, ids, logits)
-        binding, ids, logits = buffers.decode_bindings[rows]
+            binding, guesses = self._binding(ids, buffers.mask[:rows], logits, 0, rows)
+            buffers.decode_bindings[rows] = (binding, ids, logits, guesses)
+        binding, ids, logits, guesses = buffers.decode_bindings[rows]
         ids[:, 0] = tokens
         buffers.mask[np.arange(rows), self.lengths[:rows]] = 1
         self.session.run_with_iobinding(binding)
+        self.guesses = guesses
         self.lengths[:rows] += 1
         return logits[:, 0]
 
@@ -173,12 +183,13 @@ class KVSlots:
             ids = np.zeros((1, count), dtype=np.int64)
             logits = np.empty((1, count, self.vocab), dtype=np.float32)
             positions = np.arange(count, dtype=np.int64)
-            binding = self._binding(ids, buffers.mask[:1], logits, 0, 1, positions)
-            buffers.extend_bindings[count] = (binding, ids, logits, positions)
-        binding, ids, logits, _ = buffers.extend_bindings[count]
+            binding, guesses = self._binding(ids, buffers.mask[:1], logits, 0, 1, positions)
+            buffers.extend_bindings[count] = (binding, ids, logits, positions, guesses)
+        binding, ids, logits, _, guesses = buffers.extend_bindings[count]
         ids[0] = tokens
         buffers.mask[0, start : start + count] = 1
         self.session.run_with_iobinding(binding)
+        self.guesses = guesses
         self.lengths[0] = start + count
         return logits[0]
 
@@ -191,6 +202,8 @@ class KVSlots:
         rows: int,
         positions: np.ndarray = _LAST,
     ):
+        """An IOBinding of these arrays and the cache rows [first, first + rows), and the
+        arrays bound to the draft heads' outputs (None when the graph has none)."""
         binding = self.session.io_binding()
         _bind(binding.bind_input, "input_ids", ids)
         _bind(binding.bind_input, "attention_mask", mask)
@@ -203,7 +216,23 @@ class KVSlots:
                 rows_view = arrays[layer][first : first + rows]
                 _bind(binding.bind_input, f"past_key_values.{layer}.{kind}", rows_view, shape)
                 _bind(binding.bind_output, f"present.{layer}.{kind}", rows_view, shape)
-        return binding
+        if not self.has_heads:
+            return binding, None
+        guesses = (
+            np.zeros((*logits.shape[:2], 3), dtype=np.int64),
+            np.zeros((*logits.shape[:2], 2), dtype=np.float32),
+        )
+        _bind(binding.bind_output, DRAFT_IDS, guesses[0])
+        _bind(binding.bind_output, DRAFT_PROBS, guesses[1])
+        return binding, guesses
+
+    def guessed(self, row: int, position: int, chosen: int) -> list[int]:
+        """The draft heads' confident guesses to check after `chosen`, from the last run's
+        `row` and (logits) `position`; none without heads."""
+        if self.guesses is None:
+            return []
+        ids, probs = self.guesses
+        return guessed(ids[row, position], probs[row, position], chosen)
 
     def _allocate(self, capacity: int) -> _Buffers:
         shape = (self.slots, self.kv_heads, capacity, self.head_dim)

@@ -16,11 +16,14 @@ accept/resample rule, so sampled outputs keep their distribution too. (fp32 vari
 same tokens as one token per pass; int8 kernels round a multi-token pass slightly
 differently, so an int8 answer can differ after a near tie.)
 
-Two sources, tried in order:
+Three sources, tried in order:
 1) the context (prompt and answer so far): the latest earlier occurrence of its last
    `min_match`..`max_match` tokens, and as many of the tokens that followed it as the match
-   was long (prompt look-up decoding; a longer match is a longer copy more often);
-2) the table: for the last 1..`order` tokens, the token that followed them in the
+   was long (prompt look-up decoding; a longer match is a longer copy more often); a match
+   of LONG_MATCH tokens or more comes first, a shorter one only when the heads are unsure;
+2) the draft heads' confident guesses (`draft_heads`, when the variant's graph has them),
+   continued from the table;
+3) the table: for the last 1..`order` tokens, the token that followed them in the
    answers in at least `min_share` of at least `min_count` cases; drafted one token at a time
    until no entry is confident.
 The table is saved next to the model (`DRAFT_FILE`), built by `tuneloop optimize draft`.
@@ -43,6 +46,9 @@ FORMAT_VERSION = 1
 DRAFT_TOKENS = 4
 """Most draft tokens checked per pass: a pass over 5 tokens costs ~1.5 passes over one on a
 2-core CPU, so longer drafts only pay when nearly all of them are kept."""
+LONG_MATCH = 3
+"""A copy from the context found by this many tokens or more beats the heads' guesses (on
+the bench prompts: names and numbers the model repeats); a 2-token match does not."""
 
 
 @dataclass
@@ -57,6 +63,24 @@ class DraftOptions:
     """Training prompts the model answers itself (greedy, spread over the file) to build the
     table from, as its drafts must guess its own words; 0: build it from the training data's
     answers instead (no generation)."""
+    heads: bool = True
+    """Also train two draft heads on the answering variant's hidden states over the same
+    prompts and answers (about a minute) and add them to each fused variant's graph: they
+    guess the next tokens after contexts the table has never seen."""
+    head_size: int = 512
+    """Hidden units of each draft head (more: better guesses, more to read per pass)."""
+    head_epochs: int = 4
+    """Passes of the heads' training over the training positions."""
+
+    def __post_init__(self) -> None:
+        if self.order < 1 or self.min_count < 1:
+            raise ValueError("--order and --min-count must be at least 1")
+        if not 0 <= self.min_share <= 1:
+            raise ValueError(f"--min-share {self.min_share}: use a share between 0 and 1")
+        if self.model_answers < 0:
+            raise ValueError("--model-answers must be 0 (the data's answers) or more")
+        if self.head_size < 8 or self.head_epochs < 1:
+            raise ValueError("--head-size must be at least 8 and --head-epochs at least 1")
 
 
 @dataclass
@@ -91,11 +115,20 @@ class NgramDraft:
                 table[context] = token
         return cls(table, options.order, dict(source or {}))
 
-    def propose(self, context: Sequence[int], limit: int, min_match: int = 2) -> list[int]:
-        """Up to `limit` tokens likely to follow `context` (empty when nothing is confident)."""
+    def propose(
+        self, context: Sequence[int], limit: int, guesses: Sequence[int] = (), min_match: int = 2
+    ) -> list[int]:
+        """Up to `limit` tokens likely to follow `context` (empty when nothing is confident);
+        `guesses`: the draft heads' confident guesses of the next tokens, if any."""
         if limit <= 0 or not context:
             return []
-        return _look_up(context, limit, min_match) or self._from_table(context, limit)
+        copied, matched = _look_up(context, limit, min_match)
+        if copied and (matched >= LONG_MATCH or not guesses):
+            return copied
+        if guesses:
+            drafted = list(guesses[:limit])
+            return drafted + self._from_table([*context, *drafted], limit - len(drafted))
+        return self._from_table(context, limit)
 
     def _from_table(self, context: Sequence[int], limit: int) -> list[int]:
         tail = list(context[-self.order :])
@@ -144,9 +177,19 @@ def draft_from_data(
     """The table of a chat/instruction data file (any format `tuneloop train` reads): each
     example's final answer after its templated prompt, as the model was trained to say it, or
     with a `model` (a fused variant) and `options.model_answers`, as the model says it."""
+    options = options or DraftOptions()
+    sequences, source = draft_sequences(tokenizer, data, options, model)
+    return NgramDraft.build(sequences, options, source)
+
+
+def draft_sequences(
+    tokenizer, data: Path, options: DraftOptions, model=None
+) -> tuple[list[tuple[list[int], int]], dict]:
+    """(templated prompt + answer token ids, where the answer starts) for the drafts to learn
+    from: the data's answers, or with a `model` and `options.model_answers`, the model's own
+    answers to that many of the data's prompts; and a record of where they came from."""
     from tuneloop.data_formats import prompt_and_completion, read_examples
 
-    options = options or DraftOptions()
     examples = read_examples(Path(data))
     sequences = []
     for example in examples:
@@ -155,18 +198,28 @@ def draft_from_data(
         full = tokenizer.apply_chat_template([*messages, {"role": "assistant", "content": answer}])
         sequences.append((list(full), len(prompt)))
     source = {"data": str(data), "examples": len(examples), **options.__dict__}
-    table = NgramDraft.build(sequences, options, source | {"answers": "data"})
     if model is None or options.model_answers <= 0:
-        return table
+        return sequences, source | {"answers": "data"}
     from tuneloop.optimize.draft_answers import model_answers, spread
 
     # The training answers' table drafts for the model while it answers (fewer passes).
-    model.draft = table
+    model.draft = NgramDraft.build(sequences, options)
     chosen = [sequences[i] for i in spread(options.model_answers, len(sequences))]
     longest = max(len(ids) - start for ids, start in sequences)
     answered = model_answers(model, [ids[:start] for ids, start in chosen], longest)
     source |= {"answers": f"model ({model.folder.name})", "answered_prompts": len(answered)}
-    return NgramDraft.build(answered, options, source)
+    return answered, source
+
+
+def variant_drafts(folder: Path, session) -> NgramDraft | None:
+    """What a fused variant drafts with: its table; an empty one when only the draft heads
+    in its graph guess; None when it has neither (it decodes one token per pass)."""
+    from tuneloop.optimize.draft_heads_graph import DRAFT_IDS
+
+    table = NgramDraft.load(folder)
+    if table is None and DRAFT_IDS in {o.name for o in session.get_outputs()}:
+        return NgramDraft()
+    return table
 
 
 def fused_variants(path: Path) -> list[Path]:
@@ -179,15 +232,26 @@ def fused_variants(path: Path) -> list[Path]:
 
 
 def add_drafts(folders: list[Path], data: Path, options: DraftOptions | None = None) -> NgramDraft:
-    """Build the table of a training data file once and add it to each variant folder."""
+    """Build the table (and with `options.heads` the draft heads) of a training data file
+    once and add them to each variant folder."""
     from tuneloop.optimize.draft_answers import answering_variant
+    from tuneloop.optimize.draft_heads import build_heads, write_heads
     from tuneloop.optimize.runtime import folder_tokenizer, load_causal_lm
 
     options = options or DraftOptions()
-    model = load_causal_lm(answering_variant(folders)) if options.model_answers > 0 else None
-    draft = draft_from_data(folder_tokenizer(folders[0]), data, options, model)
+    answering = answering_variant(folders)
+    model = load_causal_lm(answering) if options.model_answers > 0 else None
+    sequences, source = draft_sequences(folder_tokenizer(folders[0]), data, options, model)
+    del model  # the heads' training loads the variant again, with its hidden states
+    draft = NgramDraft.build(sequences, options, source)
+    heads = None
+    if options.heads:
+        texts = [ids for ids, _ in sequences]
+        heads = build_heads(answering, texts, options.head_size, options.head_epochs)
     for folder in folders:
         add_draft(folder, draft)
+        if heads is not None:
+            write_heads(folder, heads)
     return draft
 
 
@@ -204,11 +268,13 @@ def add_draft(folder: Path, draft: NgramDraft) -> Path:
     return path
 
 
-def _look_up(context: Sequence[int], limit: int, min_match: int, max_match: int = 4) -> list[int]:
+def _look_up(
+    context: Sequence[int], limit: int, min_match: int, max_match: int = 4
+) -> tuple[list[int], int]:
     """What followed the latest earlier occurrence of the context's last tokens (the longest
     match up to `max_match` tokens wins; shorter than `min_match` is no match), as many tokens
     as the match is long: on the bench's outputs, drafting a 2-token match's full `limit`
-    mostly paid for tokens that were then thrown away."""
+    mostly paid for tokens that were then thrown away. Also the match's length."""
     ids = np.asarray(context)
     last = len(ids) - 1
     best_length, best_end = 0, -1
@@ -222,5 +288,5 @@ def _look_up(context: Sequence[int], limit: int, min_match: int, max_match: int 
             if length == max_match:
                 break
     if best_length < min_match:
-        return []
-    return ids[best_end + 1 : best_end + 1 + min(limit, best_length)].tolist()
+        return [], 0
+    return ids[best_end + 1 : best_end + 1 + min(limit, best_length)].tolist(), best_length

@@ -49,9 +49,14 @@ def quantize_blockwise(source: Path, target: Path, recipe: BlockQuantRecipe) -> 
     if kept:
         high = BlockQuantRecipe(8, recipe.block_size, True, accuracy_level=recipe.accuracy_level)
         model = _quantize(q, model, high, include=kept)
-    _save(model, target)
+    save_model(model, target)
     log.info("quantized %d MatMuls (%d kept at 8 bits)", len(matmuls), len(kept))
     return {"quantized_matmuls": len(matmuls), "kept_8bit": kept}
+
+
+def quantize_nodes(model, recipe: BlockQuantRecipe, names: list[str]):
+    """`model` (loaded) with only the MatMuls named in `names` quantized per `recipe`."""
+    return _quantize(_quantization_module(), model, recipe, include=names)
 
 
 def _quantize(q, model, recipe: BlockQuantRecipe, exclude=(), include=None):
@@ -104,7 +109,9 @@ def _has_weight(model, node) -> bool:
     return len(node.input) > 1 and node.input[1] in names
 
 
-def _save(model, target: Path) -> None:
+def save_model(model, target: Path) -> None:
+    """Save an ONNX model as one file, or with its weights in `<target>.data` past protobuf's
+    limit."""
     import onnx
 
     # A quantized 135M model is far below protobuf's 2 GB limit; bigger ones need external data.

@@ -29,28 +29,13 @@ log = logging.getLogger(__name__)
 def merge_shared_input_matmuls(model_file: Path) -> int:
     """Edit `model_file` (.onnx, weights inside or in one external data file) in place; the
     number of MatMul groups merged (0: nothing to merge, the file is left untouched)."""
-    import onnx
-    from onnx.external_data_helper import load_external_data_for_model
+    from tuneloop.optimize.onnx_files import load_model, replace_model
 
-    model_file = Path(model_file)
-    model = onnx.load(str(model_file), load_external_data=False)
-    external = _external_location(model)
-    if external is not None:
-        load_external_data_for_model(model, str(model_file.parent))
+    model, external = load_model(model_file)
     merged = _merge(model.graph)
     if not merged:
         return 0
-    if external is not None:
-        # onnx appends to an existing data file: the weights are in memory, start it afresh.
-        # (Exports edit a staging folder, so a crash here leaves no half-written artifact.)
-        (model_file.parent / external).unlink()
-    onnx.save_model(
-        model,
-        str(model_file),
-        save_as_external_data=external is not None,
-        all_tensors_to_one_file=True,
-        location=external or f"{model_file.name}.data",
-    )
+    replace_model(model, model_file, external)
     log.info("merged %d groups of MatMuls that read the same input", merged)
     return merged
 
@@ -138,12 +123,3 @@ def _joined(names: list[str]) -> str:
         common += 1
     prefix = "/".join(split[0][:common])
     return prefix + "/" + "+".join("/".join(parts[common:]) for parts in split)
-
-
-def _external_location(model) -> str | None:
-    """The file name the graph keeps its weights in, or None when they are inside it."""
-    for init in model.graph.initializer:
-        for entry in init.external_data:
-            if entry.key == "location":
-                return entry.value
-    return None

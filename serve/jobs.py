@@ -38,6 +38,9 @@ class Sequence:
     last_token_at: float | None = None
     unsent: str = ""
     """Text of accepted tokens not yet sent (a speculative pass sends its tokens at once)."""
+    guess: tuple | None = None
+    """The draft heads' output at the position that chose the last token (ids [3], probs [2];
+    `draft_heads.guessed` reads it), when the runner speculates with heads."""
 
     @property
     def adapter(self) -> str | None:

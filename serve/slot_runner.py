@@ -23,8 +23,10 @@ prefill. One entry, like llama-server's per-slot prompt reuse but shared by all 
 
 Speculation: while a single sequence runs (where a pass is bound by reading the weights, not
 by computing), `draft` proposes tokens from the variant's draft table (`optimize.ngram_draft`)
-and `extend` runs the last token plus the drafted ones in one pass; the scheduler keeps what
-the model agrees with and `keep_drafted` drops the cache columns of the rest.
+and the guesses its graph's draft heads made at the position that chose the sequence's last
+token (kept on the sequence after every pass), and `extend` runs the last token plus the
+drafted ones in one pass; the scheduler keeps what the model agrees with and `keep_drafted`
+drops the cache columns of the rest.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from tuneloop.optimize.draft_heads import guessed
 from tuneloop.optimize.ngram_draft import DRAFT_TOKENS
 from tuneloop.serve.jobs import Job, Sequence
 
@@ -52,6 +55,8 @@ class SlotRunner:
         self.prefix_cache = prefix_cache
         self.drafts = drafts
         """An `NgramDraft` to speculate with, or None."""
+        self._guessing = drafts is not None and self.cache.has_heads
+        """Keep the draft heads' guesses on each sequence after every pass."""
         self._fed_before_extend = 0
 
     @property
@@ -79,6 +84,10 @@ class SlotRunner:
         for job, tokens in chunks:
             slot = self._pending[id(job)]
             logits.append(torch.from_numpy(self.cache.prefill(slot, tokens).copy()))
+            if self._guessing:  # the last chunk's guesses are the ones the first token uses
+                guess = _copied(self.cache.guesses, 0, -1)
+                for seq in job.sequences:
+                    seq.guess = guess
         return torch.stack(logits)
 
     def join(self, job: Job, sequences: list[Sequence]) -> None:
@@ -104,7 +113,12 @@ class SlotRunner:
     def decode(self) -> torch.Tensor:
         """One token for every running row: the logits [rows, vocab] for the next token."""
         tokens = np.fromiter((seq.last_token for seq in self.rows), dtype=np.int64)
-        return torch.from_numpy(self.cache.decode(tokens).copy())
+        logits = torch.from_numpy(self.cache.decode(tokens).copy())
+        if self._guessing:
+            ids, probs = (array[:, 0].copy() for array in self.cache.guesses)
+            for row, seq in enumerate(self.rows):
+                seq.guess = (ids[row], probs[row])
+        return logits
 
     def draft(self, seq: Sequence) -> list[int]:
         """Tokens to check after the sequence's last one, when it runs alone and the variant
@@ -112,7 +126,9 @@ class SlotRunner:
         if self.drafts is None or len(self.rows) != 1:
             return []
         room = seq.job.request.params.max_tokens - len(seq.token_ids) - 1
-        return self.drafts.propose(seq.job.prompt + tuple(seq.token_ids), min(DRAFT_TOKENS, room))
+        guesses = guessed(*seq.guess, seq.last_token) if seq.guess is not None else ()
+        context = seq.job.prompt + tuple(seq.token_ids)
+        return self.drafts.propose(context, min(DRAFT_TOKENS, room), guesses)
 
     def extend(self, draft: list[int]) -> torch.Tensor:
         """Feed the single running sequence's last token and `draft` in one pass: the logits
@@ -124,6 +140,8 @@ class SlotRunner:
     def keep_drafted(self, kept: int) -> None:
         """After `extend`: keep the last token and the first `kept` drafted tokens."""
         self.cache.truncate(0, self._fed_before_extend + 1 + kept)
+        if self._guessing:
+            self.rows[0].guess = _copied(self.cache.guesses, 0, kept)
 
     def release(self, leaving: set[Sequence]) -> None:
         """Remove finished sequences, moving the last running rows into their slots."""
@@ -179,6 +197,11 @@ class SlotRunner:
             if slot not in held:
                 return slot
         raise RuntimeError("no free KV slot: the scheduler admitted more rows than slots")
+
+
+def _copied(guesses: tuple[np.ndarray, np.ndarray], row: int, position: int) -> tuple:
+    """One position's draft-head output, copied out of the arrays the next run overwrites."""
+    return tuple(array[row, position].copy() for array in guesses)
 
 
 def _common_prefix(a: tuple[int, ...], b: tuple[int, ...], limit: int) -> int:

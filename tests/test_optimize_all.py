@@ -67,7 +67,8 @@ def test_fused_variants_get_the_draft_table_of_the_adapters_training_data(tiny_m
         shutil.copytree(tiny_model_dir, out / name)
     (out / "fused-int8" / "genai_config.json").write_text("{}")
 
-    from_data = DraftOptions(model_answers=0)  # the copied tiny model is no fused graph to run
+    # The copied tiny model is no fused graph to run: the data's answers, no draft heads.
+    from_data = DraftOptions(model_answers=0, heads=False)
     _add_drafts(out, _training_file(adapter), from_data)
     assert NgramDraft.load(out / "fused-int8").source["examples"] == 5
     assert NgramDraft.load(out / "onnx-int8") is None, "only fused variants speculate"
@@ -76,5 +77,6 @@ def test_fused_variants_get_the_draft_table_of_the_adapters_training_data(tiny_m
     assert fused_variants(out) == [out / "fused-int8"] == fused_variants(out / "fused-int8")
     with pytest.raises(UsageError, match="no fused variant"):
         draft(model=out / "onnx-int8", data=data, options=DraftOptions())
-    assert draft(model=out, data=data, options=DraftOptions(min_count=5, model_answers=0)) == 0
+    options = DraftOptions(min_count=5, model_answers=0, heads=False)
+    assert draft(model=out, data=data, options=options) == 0
     assert NgramDraft.load(out / "fused-int8").source["min_count"] == 5

@@ -78,12 +78,12 @@ class OnnxBackend:
 
     def runner(self, max_rows: int, prefix_cache: bool = True, speculate: bool = True):
         """The runner that drives this variant: slots for the fused graph (with the prompt
-        prefix cache and the folder's draft table unless told otherwise), else left padding."""
+        prefix cache and the folder's drafts unless told otherwise), else left padding."""
         if self.fused:
-            from tuneloop.optimize.ngram_draft import NgramDraft
+            from tuneloop.optimize.ngram_draft import variant_drafts
             from tuneloop.serve.slot_runner import SlotRunner
 
-            drafts = NgramDraft.load(self.info.path) if speculate else None
+            drafts = variant_drafts(self.info.path, self.session) if speculate else None
             return SlotRunner(self, max_rows, prefix_cache=prefix_cache, drafts=drafts)
         from tuneloop.serve.batch_runner import BatchRunner
 
