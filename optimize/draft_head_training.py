@@ -60,7 +60,7 @@ def train_heads(
     kept = len(sequences) - held
     train = rows(sequences[:kept], states[:kept])
     vocabulary = most_frequent(train["targets"])
-    table = torch.from_numpy(np.ascontiguousarray(embedding, dtype=np.float32))
+    table = torch.tensor(embedding, dtype=torch.float32)  # a copy: the graph's array is read-only
     heads = [Head(table, tokens, size, len(vocabulary) + 1) for tokens in (1, 2)]
     started = time.perf_counter()
     for number, head in enumerate(heads, 1):
@@ -126,11 +126,12 @@ def accuracy(heads: list[Head], test: dict, vocabulary: np.ndarray) -> dict[str,
 
 
 def _fit(head: Head, train: dict, targets: np.ndarray, epochs: int, tokens: int) -> None:
-    """AdamW with a one-cycle schedule, batches of 512 positions."""
+    """AdamW with a one-cycle schedule, batches of 512 positions, or smaller ones for a
+    small training set so that every epoch still takes ~32 steps."""
     states = torch.from_numpy(train["states"])
     inputs = torch.from_numpy(train["inputs"][:, :tokens])
     targets = torch.from_numpy(targets)
-    batch = 512
+    batch = min(512, max(16, len(targets) // 32))
     steps = max(1, epochs * -(-len(targets) // batch))
     optimizer = torch.optim.AdamW(head.parameters(), lr=1e-3, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 2e-3, total_steps=steps)

@@ -55,8 +55,11 @@ def quantize_blockwise(source: Path, target: Path, recipe: BlockQuantRecipe) -> 
 
 
 def quantize_nodes(model, recipe: BlockQuantRecipe, names: list[str]):
-    """`model` (loaded) with only the MatMuls named in `names` quantized per `recipe`."""
-    return _quantize(_quantization_module(), model, recipe, include=names)
+    """`model` (loaded) with only the MatMuls named in `names` quantized per `recipe`. (The
+    quantizer's `nodes_to_include` adds to the MatMuls it quantizes anyway; only excluding
+    the others leaves them as they are.)"""
+    others = [n.name for n in model.graph.node if n.op_type == "MatMul" and n.name not in names]
+    return _quantize(_quantization_module(), model, recipe, exclude=others, include=names)
 
 
 def _quantize(q, model, recipe: BlockQuantRecipe, exclude=(), include=None):
