@@ -1,8 +1,9 @@
 """The engines `tuneloop bench` compares in process, behind one small interface.
 
 Each engine takes token ids (never text), so every engine sees exactly the same input:
-- `generate(prompts, new_tokens)`: greedy, end token ignored so every engine produces the
-  same number of tokens; returns the phases' timings;
+- `generate(prompts, new_tokens, stop_at_end=False)`: greedy, end token ignored so every
+  engine produces the same number of tokens (or, with `stop_at_end`, each row stops after its
+  end token, as a server's answer does); returns the phases' timings;
 - `logits(ids)`: teacher-forced logits [T, vocab] of one sequence, for perplexity.
 
 Engines: `tuneloop` (any variant folder `load_causal_lm` reads: the fused slot-cache loop,
@@ -69,8 +70,8 @@ class TuneloopEngine:
         if hasattr(self.model, "speculate"):
             self.model.speculate = self.speculate
 
-    def generate(self, prompts: list[list[int]], new_tokens: int) -> Timing:
-        run = self.model.generate(prompts, new_tokens, stop_at_eos=False)
+    def generate(self, prompts: list[list[int]], new_tokens: int, stop_at_end=False) -> Timing:
+        run = self.model.generate(prompts, new_tokens, stop_at_eos=stop_at_end)
         # Passes are worth reporting only when they produced several tokens (speculation).
         passes = run.decode_steps if run.decode_tokens is not None else None
         return Timing(
@@ -102,7 +103,7 @@ class TransformersEngine:
         self.model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32)
         self.model.eval()
 
-    def generate(self, prompts: list[list[int]], new_tokens: int) -> Timing:
+    def generate(self, prompts: list[list[int]], new_tokens: int, stop_at_end=False) -> Timing:
         torch = self.torch
         width = max(len(p) for p in prompts)
         ids = torch.tensor([[0] * (width - len(p)) + p for p in prompts])
@@ -110,11 +111,11 @@ class TransformersEngine:
         clock = _FirstTokenClock()
         with torch.inference_mode():
             started = time.perf_counter()
-            self.model.generate(
+            out = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
                 max_new_tokens=new_tokens,
-                min_new_tokens=new_tokens,
+                min_new_tokens=1 if stop_at_end else new_tokens,
                 do_sample=False,
                 pad_token_id=0,
                 streamer=clock,
@@ -122,11 +123,20 @@ class TransformersEngine:
             ended = time.perf_counter()
         first = clock.first_token_at - started
         produced = (new_tokens - 1) * len(prompts)
+        if stop_at_end:  # rows that ended early are padded after their end token
+            ends = self.model.generation_config.eos_token_id
+            ends = set(ends if isinstance(ends, list) else [ends])
+            produced = sum(_until_end(row[width:].tolist(), ends) - 1 for row in out)
         return Timing(sum(len(p) for p in prompts), first, produced, ended - started - first)
 
     def logits(self, ids: list[int]) -> np.ndarray:
         with self.torch.inference_mode():
             return self.model(input_ids=self.torch.tensor([ids])).logits[0].float().numpy()
+
+
+def _until_end(tokens: list[int], ends: set[int]) -> int:
+    """How many of `tokens` a generation that stops at its end token produced."""
+    return next((i + 1 for i, token in enumerate(tokens) if token in ends), len(tokens))
 
 
 class _FirstTokenClock:
@@ -166,27 +176,31 @@ class LlamaCppEngine:
         params.n_seq_max = self.MAX_ROWS
         params.n_threads = params.n_threads_batch = threads
         self.ctx = api.llama_init_from_model(self.model, params)
-        self.vocab = api.llama_vocab_n_tokens(api.llama_model_get_vocab(self.model))
+        self.tokens = api.llama_model_get_vocab(self.model)
+        self.vocab = api.llama_vocab_n_tokens(self.tokens)
         self.batch = api.llama_batch_init(2048, 0, 1)
 
-    def generate(self, prompts: list[list[int]], new_tokens: int) -> Timing:
+    def generate(self, prompts: list[list[int]], new_tokens: int, stop_at_end=False) -> Timing:
         self._clear()
         started = time.perf_counter()
         # 1) every prompt in one batch, each its own sequence; logits only at the ends
         cells = [(tok, pos, row) for row, p in enumerate(prompts) for pos, tok in enumerate(p)]
         ends = np.cumsum([len(p) for p in prompts]) - 1
-        next_ids = self._decode(cells, set(ends.tolist()))
+        next_ids = dict(enumerate(self._decode(cells, set(ends.tolist())).tolist()))
         prefill = time.perf_counter() - started
-        # 2) one token per row per step, all rows in one llama_decode
-        started = time.perf_counter()
+        # 2) one token per running row per step, all of them in one llama_decode
+        started, produced = time.perf_counter(), 0
         for step in range(new_tokens - 1):
-            cells = [
-                (int(t), len(p) + step, row)
-                for row, (t, p) in enumerate(zip(next_ids, prompts, strict=True))
-            ]
-            next_ids = self._decode(cells, set(range(len(cells))))
+            if stop_at_end:  # a row whose last token ended its answer leaves the batch
+                next_ids = {r: t for r, t in next_ids.items() if not self._ends(t)}
+            if not next_ids:
+                break
+            rows = list(next_ids)
+            cells = [(next_ids[r], len(prompts[r]) + step, r) for r in rows]
+            chosen = self._decode(cells, set(range(len(cells))))
+            next_ids = dict(zip(rows, chosen.tolist(), strict=True))
+            produced += len(rows)
         decode = time.perf_counter() - started
-        produced = (new_tokens - 1) * len(prompts)
         return Timing(sum(len(p) for p in prompts), prefill, produced, decode)
 
     def logits(self, ids: list[int]) -> np.ndarray:
@@ -201,6 +215,10 @@ class LlamaCppEngine:
         self._fill(cells, wanted)
         self._run()
         return np.array([int(self._row(i).argmax()) for i in sorted(wanted)])
+
+    def _ends(self, token: int) -> bool:
+        """Does `token` end a generation (llama.cpp's end-of-generation tokens)?"""
+        return bool(self.api.llama_vocab_is_eog(self.tokens, token))
 
     def _fill(self, cells, wanted: set[int]) -> None:
         batch = self.batch

@@ -7,6 +7,13 @@ process and decode the same prompts taking turns prompt by prompt, round after r
 round gives ratios measured under the same conditions, and the median of those per-round
 ratios is the figure target 1 is judged on. Nothing else runs in that process between the
 engines' turns.
+
+Two kinds of rounds, both greedy:
+- `rounds`: the 8 bench prompts, 128 new tokens each with the end token ignored, so every
+  engine does the same work (the issue's measure);
+- `answer_rounds`: ANSWER_PROMPTS held-out prompts, each answered up to its end token (at most
+  128 tokens), as `tuneloop serve` answers them: tokens past the end of an answer are text
+  no user receives, and speculative decoding guesses them worse than answers.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ from tuneloop.bench.inproc import Engine, InprocOptions, fastest, run_worker
 from tuneloop.bench.texts import BenchTexts
 
 ROUNDS = 5
+ANSWER_PROMPTS = 24
+"""Held-out prompts of the answer rounds: answers are ~40-60 tokens, so more prompts than
+the 128-token rounds' 8 for about as many tokens."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,12 @@ def run(found: Contenders, texts: BenchTexts, options: InprocOptions, rounds: in
     )
     if "rounds" not in result:
         return result  # {"skipped": why}
-    return summarize(result["rounds"], [e.label for e in found.ours], found.peer.label)
+    ours = [e.label for e in found.ours]
+    summary = summarize(result["rounds"], ours, found.peer.label)
+    if result.get("answer_rounds"):
+        answers = summarize(result["answer_rounds"], ours, found.peer.label)
+        summary["answers"] = answers | {"prompts": result["answer_prompts"]}
+    return summary
 
 
 def summarize(rounds: list[dict], ours: list[str], peer: str) -> dict:
@@ -72,8 +87,8 @@ def summarize(rounds: list[dict], ours: list[str], peer: str) -> dict:
     return {"rounds": rounds, "median_tok_s": medians, "ratios": ratios}
 
 
-def take_turns(spec: dict, texts: BenchTexts) -> list[dict]:
-    """In the worker: load every contender, warm each up, then the rounds."""
+def take_turns(spec: dict, texts: BenchTexts) -> dict:
+    """In the worker: load every contender, warm each up, then the rounds of both kinds."""
     from tuneloop.bench.engines import ENGINES
     from tuneloop.bench.worker import warm_up
 
@@ -82,14 +97,23 @@ def take_turns(spec: dict, texts: BenchTexts) -> list[dict]:
     }
     for engine in engines.values():
         warm_up(engine, texts)
-    return rounds_of_turns(engines, texts.prompts, spec["rounds"], spec["new_tokens"])
+    rounds, new_tokens = spec["rounds"], spec["new_tokens"]
+    answered = (texts.chat_prompts or texts.prompts)[:ANSWER_PROMPTS]
+    return {
+        "rounds": rounds_of_turns(engines, texts.prompts, rounds, new_tokens),
+        "answer_rounds": rounds_of_turns(engines, answered, rounds, new_tokens, stop_at_end=True),
+        "answer_prompts": len(answered),
+    }
 
 
-def rounds_of_turns(engines: dict, prompts: list[list[int]], rounds: int, new_tokens: int):
+def rounds_of_turns(
+    engines: dict, prompts: list[list[int]], rounds: int, new_tokens: int, stop_at_end=False
+):
     """Decode tokens/s per engine per round. In a round every engine decodes every prompt
-    once (greedy, end token ignored), taking turns prompt by prompt, so the engines are timed
-    within seconds of each other (this machine drifts within a round too), and the order
-    rotates from prompt to prompt, so no engine always goes first or last."""
+    once (greedy; the end token ignored, or ending the answer with `stop_at_end`), taking
+    turns prompt by prompt, so the engines are timed within seconds of each other (this
+    machine drifts within a round too), and the order rotates from prompt to prompt, so no
+    engine always goes first or last."""
     from tuneloop.bench.engines import Timing
 
     labels = list(engines)
@@ -99,7 +123,8 @@ def rounds_of_turns(engines: dict, prompts: list[list[int]], rounds: int, new_to
         for i, prompt in enumerate(prompts):
             shift = i % len(labels)
             for label in labels[shift:] + labels[:shift]:
-                timings[label].append(engines[label].generate([prompt], new_tokens))
+                run = engines[label].generate([prompt], new_tokens, stop_at_end=stop_at_end)
+                timings[label].append(run)
         out.append(
             {label: Timing.total(t).to_json()["decode_tok_s"] for label, t in timings.items()}
         )

@@ -112,19 +112,33 @@ def _head_to_head_markdown(section: dict) -> list[str]:
     title = "### Target 1, head to head: batch 1 in one process, the engines taking turns"
     if "ratios" not in section:
         return [title, "", f"- not run: {section.get('skipped', 'no result')}", ""]
-    rounds = section["rounds"]
     lines = [
         title,
         "",
-        f"{len(rounds)} rounds; in each, every engine decodes each batch-1 prompt, the engines "
-        "taking turns prompt by prompt (the order rotating). "
+        f"{len(section['rounds'])} rounds; in each, every engine decodes each batch-1 prompt, "
+        "the engines taking turns prompt by prompt (the order rotating). "
         "The rows above ran each engine once in its own process, minutes apart; here a "
         "round's ratio is measured under one set of conditions, and the median of those is "
         "the target's figure.",
         "",
-        "| engine | decode tok/s b1, median | per round |",
-        "|---|---|---|",
+        "128 new tokens per prompt, the end token ignored (every engine does the same work):",
+        "",
+        *_rounds_markdown(section),
     ]
+    if "answers" in section:
+        answers = section["answers"]
+        lines += [
+            f"Answers: {answers['prompts']} held-out prompts, each answered greedily up to its "
+            "end token (at most 128 tokens), as `tuneloop serve` answers them:",
+            "",
+            *_rounds_markdown(answers),
+        ]
+    return lines
+
+
+def _rounds_markdown(section: dict) -> list[str]:
+    rounds = section["rounds"]
+    lines = ["| engine | decode tok/s b1, median | per round |", "|---|---|---|"]
     for label, median in section["median_tok_s"].items():
         each = " / ".join(f"{r[label]:.1f}" for r in rounds)
         lines.append(f"| {label} | {median:.1f} | {each} |")

@@ -27,7 +27,7 @@ def run(spec: dict) -> dict:
     if spec.get("head_to_head"):
         from tuneloop.bench.head_to_head import take_turns
 
-        return {"rounds": take_turns(spec, texts)}
+        return take_turns(spec, texts)
     started = time.perf_counter()
     engine = ENGINES[spec["engine"]](spec["model"], spec["threads"])
     result: dict = {"load_s": time.perf_counter() - started, "batches": {}}

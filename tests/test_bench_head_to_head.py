@@ -87,6 +87,13 @@ def test_the_report_judges_target_1_head_to_head(tmp_path):
     assert "| llama.cpp Q8_0 | 140.0 | 140.0 / 140.0 / 140.0 |" in text
     paths = write_report({"setup": setup, "inproc": inproc}, tmp_path)
     assert (tmp_path / "bench.png") in paths and (tmp_path / "bench.png").stat().st_size > 0
+    answer_rounds = [{"tuneloop fused-int8": 140.0, "tuneloop fused-int8 + drafts": 280.0,
+                      "llama.cpp Q8_0": 140.0}] * 3  # fmt: skip
+    answers = summarize(answer_rounds, names, "llama.cpp Q8_0") | {"prompts": 24}
+    inproc["head_to_head"]["answers"] = answers
+    text = markdown({"setup": setup, "inproc": inproc})
+    assert "Answers: 24 held-out prompts" in text
+    assert "tuneloop fused-int8 + drafts vs llama.cpp Q8_0: **2.00x**" in text
     inproc["head_to_head"] = {"skipped": "timed out after 600 s"}
     text = markdown({"setup": setup, "inproc": inproc})
     assert "- not run: timed out after 600 s" in text and "(target 1.5x: met)" in text
@@ -102,16 +109,21 @@ def test_turns_go_prompt_by_prompt_and_the_order_rotates():
         def __init__(self, name, seconds):
             self.name, self.seconds = name, seconds
 
-        def generate(self, prompts, new_tokens):
-            calls.append((self.name, prompts[0][0]))
-            return Timing(len(prompts[0]), 0.01, new_tokens - 1, self.seconds)
+        def generate(self, prompts, new_tokens, stop_at_end=False):
+            calls.append((self.name, prompts[0][0], stop_at_end))
+            made = new_tokens // 2 if stop_at_end else new_tokens - 1  # answers end early
+            return Timing(len(prompts[0]), 0.01, made, self.seconds)
 
     engines = {"a": Engine("a", 0.1), "b": Engine("b", 0.2), "c": Engine("c", 0.4)}
     out = rounds_of_turns(engines, [[1], [2], [3]], rounds=2, new_tokens=11)
     round_one = [("a", 1), ("b", 1), ("c", 1), ("b", 2), ("c", 2), ("a", 2), ("c", 3)]
-    assert calls[:7] == round_one and len(calls) == 18
+    assert [c[:2] for c in calls[:7]] == round_one and len(calls) == 18
     for speeds in out:  # 30 tokens in 0.3 s, 0.6 s, 1.2 s
         assert speeds == pytest.approx({"a": 100.0, "b": 50.0, "c": 25.0})
+    calls.clear()
+    out = rounds_of_turns(engines, [[1], [2]], rounds=1, new_tokens=11, stop_at_end=True)
+    assert all(c[2] for c in calls), "every engine is asked to stop at its end token"
+    assert out[0] == pytest.approx({"a": 50.0, "b": 25.0, "c": 12.5})
 
 
 @pytest.mark.slow
@@ -130,3 +142,6 @@ def test_the_engines_take_turns_in_one_worker(tiny_model_dir, smollm2_tokenizer)
     for speeds in out["rounds"]:
         assert set(speeds) == {"tuneloop", "transformers"} and min(speeds.values()) > 0
     assert out["ratios"]["tuneloop"]["low"] <= out["ratios"]["tuneloop"]["median"]
+    answered = min(len(texts.chat_prompts), 24)  # held-out prompts, beyond the 128-token ones
+    assert len(out["answers"]["rounds"]) == 3 and out["answers"]["prompts"] == answered
+    assert min(out["answers"]["median_tok_s"].values()) > 0
