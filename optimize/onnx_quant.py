@@ -135,4 +135,6 @@ def _quantization_module():
         raise MissingDependencyError(
             "ONNX quantization needs onnxruntime and onnx: pip install 'tuneloop[onnx]'"
         ) from exc
+    # It logs two INFO lines per node of the graph (hundreds); ours say what was quantized.
+    logging.getLogger(matmul_nbits_quantizer.__name__).setLevel(logging.WARNING)
     return matmul_nbits_quantizer
