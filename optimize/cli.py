@@ -134,20 +134,23 @@ def verify(
 
 
 def draft(*, model: Path, data: Path, options: DraftOptions) -> int:
-    """Build the draft table for speculative decoding from the fine-tune's training data.
+    """Build the drafts for speculative decoding from the fine-tune's training data.
 
     The model (its smallest gate-passing fused variant) answers up to --model-answers of the
     data's prompts greedily; the table counts which token followed each 1..order tokens in
     those answers (or, with --model-answers 0, in the data's own answers) and keeps the
-    confident ones (draft_ngrams.json). A fused variant with a table checks up to 4 drafted
-    tokens (a look-up in the conversation, then the table) per forward pass when it decodes one
-    sequence, in `tuneloop serve` and in process; outputs stay the model's own choices.
+    confident ones (draft_ngrams.json). With --heads (the default), two draft heads are also
+    trained on the variant's hidden states over those prompts and answers (about a minute)
+    and written into each fused variant's graph: they guess the next two tokens after any
+    context. A fused variant with drafts checks up to 4 drafted tokens (a look-up in the
+    conversation, the heads' confident guesses, the table) per forward pass when it decodes
+    one sequence, in `tuneloop serve` and in process; outputs stay the model's own choices.
 
     Args:
         model: a fused variant folder, or an `optimize all` folder (every fused variant in it).
         data: the adapter's training data (not the validation file: the table should not
             have seen the answers it is measured on).
-        options: which contexts make the table
+        options: which contexts make the table, and the draft heads
     """
     from tuneloop.errors import UsageError
     from tuneloop.optimize.ngram_draft import add_drafts, fused_variants

@@ -46,6 +46,24 @@ def test_the_conversation_is_looked_up_before_the_table():
     assert draft.propose([3, 1, 40, 0, 7, 1], limit=2) == [2, 3]
 
 
+def test_the_heads_guesses_come_after_a_long_match_and_before_a_short_one_and_the_table():
+    draft = NgramDraft.build([([5, 1, 2, 3, 4], 1)] * 3, DraftOptions(order=2))
+    # 3 tokens "3 7 1" matched earlier: the copy wins over the heads.
+    assert draft.propose([3, 7, 1, 40, 41, 42, 0, 3, 7, 1], 4, guesses=[9]) == [40, 41, 42]
+    # Only "7 1" matched: the heads' guesses, continued from the table (after 2: 3, 4).
+    assert draft.propose([7, 1, 40, 41, 0, 7, 1], 4, guesses=[2]) == [2, 3, 4]
+    assert draft.propose([7, 1, 40, 41, 0, 7, 1], 1, guesses=[2, 3]) == [2]
+    assert draft.propose([8, 6], 4, guesses=[9, 8]) == [9, 8], "unknown to the table: theirs"
+    assert draft.propose([7, 1, 40, 41, 0, 7, 1], 4) == [40, 41], "no guesses: as before"
+
+
+def test_options_fail_before_anything_loads():
+    with pytest.raises(ValueError, match="--min-share"):
+        DraftOptions(min_share=1.5)
+    with pytest.raises(ValueError, match="--head-size"):
+        DraftOptions(head_size=0)
+
+
 def test_save_load_and_the_manifest_record(tmp_path):
     (tmp_path / "tuneloop_artifact.json").write_text(json.dumps({"files": {}}))
     draft = NgramDraft.build([([5, 1, 2, 3], 1)] * 3, source={"data": "train.jsonl"})
