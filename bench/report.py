@@ -83,11 +83,12 @@ def _inproc_markdown(section: dict) -> list[str]:
     ]
     if any(r.get("engine") == "tuneloop-drafted" for r in section["rows"]):
         lines += [
-            "`+ drafts`: the same variant decoding a single prompt speculatively with its draft "
-            "table (`tuneloop optimize draft`, built from the training data, never from these "
-            "held-out prompts): tokens drafted from the table and the conversation are checked "
-            "in one pass and kept while the model chooses them too. Every other row, peers "
-            "included, decodes one token per pass; `drafted` ratios compare the two.",
+            "`+ drafts`: the same variant decoding a single prompt speculatively with its drafts "
+            "(`tuneloop optimize draft`, built from the training data, never from these "
+            "held-out prompts): tokens drafted from the conversation, the draft heads and the "
+            "table are checked in one pass and kept while the model chooses them too. Every "
+            "other row, peers included, decodes one token per pass; `drafted` ratios compare "
+            "the two.",
             "",
         ]
     if section.get("notes"):  # why a peer variant is missing (a failed conversion, a tool)
@@ -311,21 +312,28 @@ def _chart(section: dict, path: Path) -> bool:
 
 
 def _head_to_head_panel(ax, section: dict, colors: dict[str, str]) -> None:
-    """Each contender's tokens/s per round: the rounds move together when the machine does,
-    which is why target 1 takes the median of the rounds' ratios."""
-    rounds = section["rounds"]
-    numbers = range(1, len(rounds) + 1)
-    for label in section["median_tok_s"]:
-        ratio = section["ratios"].get(label, {}).get("median")
-        name = f"{label} ({ratio:.2f}x)" if ratio else label
-        color = colors.get(label)
-        ax.plot(numbers, [r[label] for r in rounds], marker="o", label=name, color=color)
-    ax.set_xticks(list(numbers))
+    """Each contender's tokens/s per round (solid: 128 tokens; dashed: answers to their end
+    token): the rounds move together when the machine does, which is why target 1 takes the
+    median of the rounds' ratios."""
+    kinds = [("128 tok", section, "-")]
+    if "answers" in section:
+        kinds.append(("answers", section["answers"], "--"))
+    top = 0.0
+    for kind, rounds_of, style in kinds:
+        rounds = rounds_of["rounds"]
+        numbers = range(1, len(rounds) + 1)
+        for label in rounds_of["median_tok_s"]:
+            ratio = rounds_of["ratios"].get(label, {}).get("median")
+            name = f"{label}, {kind}" + (f" ({ratio:.2f}x)" if ratio else "")
+            values = [r[label] for r in rounds]
+            ax.plot(numbers, values, style, marker="o", label=name, color=colors.get(label))
+            top = max(top, *values)
+        ax.set_xticks(list(numbers))
     ax.set_xlabel("round")
     ax.set_ylabel("decode tokens/s")
-    ax.set_ylim(0, max(max(r.values()) for r in rounds) * 1.25)
+    ax.set_ylim(0, top * 1.45)
     ax.set_title("batch 1 head to head, one process", fontsize=10)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=6, loc="lower right")
 
 
 def _is_reference(row: dict) -> bool:
