@@ -67,34 +67,43 @@ def guessed(ids: np.ndarray, probs: np.ndarray, chosen: int) -> list[int]:
 
 def hidden_states(folder: Path, sequences: list[list[int]], threads: int | None = None):
     """The final norm's output at every position of each sequence [T, hidden], from the
-    variant's own graph (a copy in memory with that tensor as an extra output)."""
+    variant's own graph (a copy with that tensor as an extra output), and the graph's token
+    embedding [vocab, hidden]."""
+    import tempfile
+
     import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from tuneloop.optimize.draft_heads_graph import logits_input
-    from tuneloop.optimize.logits_positions import LOGITS_POSITIONS
+    from tuneloop.optimize.draft_heads_graph import embedding_table, logits_input
     from tuneloop.optimize.ort_runtime import ONNX_FILE, session_options
 
     model = onnx.load(str(Path(folder) / ONNX_FILE))
+    embedding = embedding_table(model)
     hidden = logits_input(model.graph)
     model.graph.output.append(helper.make_tensor_value_info(hidden, TensorProto.FLOAT, None))
-    session = ort.InferenceSession(
-        model.SerializeToString(), session_options(threads), providers=["CPUExecutionProvider"]
-    )
-    del model
-    empty = {
-        i.name: np.zeros((1, int(i.shape[1]), 0, int(i.shape[3])), dtype=np.float32)
-        for i in session.get_inputs()
-        if i.name.startswith("past_key_values.")
-    }
-    states = []
-    for ids in sequences:
-        feeds = {"input_ids": np.asarray([ids], dtype=np.int64), **empty}
-        feeds["attention_mask"] = np.ones_like(feeds["input_ids"])
-        feeds[LOGITS_POSITIONS] = np.arange(len(ids), dtype=np.int64)
-        states.append(session.run([hidden], feeds)[0][0])
-    return states
+    with tempfile.TemporaryDirectory() as scratch:  # a file: models past 2 GB fit there too
+        copy = Path(scratch) / ONNX_FILE
+        onnx.save_model(model, str(copy), save_as_external_data=True, location="weights")
+        del model
+        options = session_options(threads)
+        session = ort.InferenceSession(str(copy), options, providers=["CPUExecutionProvider"])
+        states = [_final_states(session, hidden, ids) for ids in sequences]
+    return states, embedding
+
+
+def _final_states(session, hidden: str, ids: list[int]) -> np.ndarray:
+    """One teacher-forced prefill of `ids` from an empty cache: the hidden states [T, d]."""
+    from tuneloop.optimize.logits_positions import LOGITS_POSITIONS
+
+    feeds = {"input_ids": np.asarray([ids], dtype=np.int64)}
+    feeds["attention_mask"] = np.ones_like(feeds["input_ids"])
+    feeds[LOGITS_POSITIONS] = np.arange(len(ids), dtype=np.int64)
+    for past in session.get_inputs():
+        if past.name.startswith("past_key_values."):
+            shape = (1, int(past.shape[1]), 0, int(past.shape[3]))
+            feeds[past.name] = np.zeros(shape, dtype=np.float32)
+    return session.run([hidden], feeds)[0][0]
 
 
 def build_heads(
@@ -102,14 +111,9 @@ def build_heads(
 ) -> DraftHeads:
     """Heads for the fused variant in `folder`, trained on its hidden states over `sequences`
     (token ids: prompts with the model's answers)."""
-    import onnx
-
     from tuneloop.optimize.draft_head_training import train_heads
-    from tuneloop.optimize.draft_heads_graph import embedding_table
-    from tuneloop.optimize.ort_runtime import ONNX_FILE
 
-    embedding = embedding_table(onnx.load(str(Path(folder) / ONNX_FILE)))
-    states = hidden_states(folder, sequences)
+    states, embedding = hidden_states(folder, sequences)
     return train_heads(sequences, states, embedding, size=size, epochs=epochs)
 
 
