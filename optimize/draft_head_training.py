@@ -16,9 +16,14 @@ import time
 import numpy as np
 import torch
 
-from tuneloop.optimize.draft_heads import HEAD_MIN_PROB, HELD_OUT, VOCABULARY, DraftHeads
+from tuneloop.optimize.draft_heads import HEAD_MIN_PROB, DraftHeads
 
 log = logging.getLogger(__name__)
+
+VOCABULARY = 4096
+"""Most tokens the heads can guess: the most frequent targets of the training text."""
+HELD_OUT = 0.1
+"""Share of the sequences kept out of training to report how often the guesses are right."""
 
 
 class Head(torch.nn.Module):

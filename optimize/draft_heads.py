@@ -21,22 +21,15 @@ the heads change how many tokens a pass keeps, never which tokens.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-log = logging.getLogger(__name__)
-
 HEAD_MIN_PROB = 0.5
 """A head's guess is drafted when the head gives it at least this probability (and head 2's
 only after head 1's): on the support-triage validation answers, such guesses were right ~9
 times in 10, and a drafted token costs a fraction of a pass."""
-VOCABULARY = 4096
-"""Most tokens the heads can guess: the most frequent targets of the training text."""
-HELD_OUT = 0.1
-"""Share of the sequences kept out of training to report how often the guesses are right."""
 
 
 @dataclass

@@ -44,10 +44,7 @@ def embedding_table(model) -> np.ndarray:
     graph = model.graph
     initializers = {i.name: i for i in graph.initializer}
     producers = {out: n for n in graph.node for out in n.output}
-    gather = next((n for n in graph.node if n.op_type == "Gather" and "input_ids" in n.input), None)
-    if gather is None:
-        raise ModelLoadError("the graph reads no `input_ids` through a Gather")
-    name = gather.input[0]
+    name = embedding_name(graph)
     if name in initializers:
         return numpy_helper.to_array(initializers[name])
     source = producers.get(name)
@@ -58,20 +55,20 @@ def embedding_table(model) -> np.ndarray:
 
 def embedding_name(graph) -> str:
     """The name of the embedding tensor [vocab, hidden] the first Gather reads."""
-    gather = next(n for n in graph.node if n.op_type == "Gather" and "input_ids" in n.input)
+    gather = next((n for n in graph.node if n.op_type == "Gather" and "input_ids" in n.input), None)
+    if gather is None:
+        raise ModelLoadError("the graph reads no `input_ids` through a Gather")
     return gather.input[0]
 
 
-def remove_heads(graph) -> bool:
-    """Take earlier heads out of a graph (nodes, weights, outputs); True when there were."""
-    nodes = [n for n in graph.node if n.name.startswith(PREFIX)]
-    for node in nodes:
+def remove_heads(graph) -> None:
+    """Take earlier heads out of a graph (nodes, weights, outputs)."""
+    for node in [n for n in graph.node if n.name.startswith(PREFIX)]:
         graph.node.remove(node)
     for init in [i for i in graph.initializer if i.name.startswith(PREFIX)]:
         graph.initializer.remove(init)
     for output in [o for o in graph.output if o.name in (DRAFT_IDS, DRAFT_PROBS)]:
         graph.output.remove(output)
-    return bool(nodes)
 
 
 def add_heads(graph, heads) -> list[str]:

@@ -35,7 +35,7 @@ class FusedCausalLM(CausalLM):
         self._slots: KVSlots | None = None
         self.draft = variant_drafts(folder, session)
         self.speculate = True
-        """Decode a single prompt speculatively when there is a draft table."""
+        """Decode a single prompt speculatively when there are drafts (a table, heads)."""
         self.draft_tokens = DRAFT_TOKENS
 
     def slots(self, count: int) -> KVSlots:
