@@ -106,12 +106,22 @@ class ServerProcess:
         return self.process.returncode
 
 
-def start_server(args: list[str], tmp_path: Path, env: dict | None = None) -> ServerProcess:
-    """Start `tuneloop serve ARGS` on a free loopback port and wait until /ready says yes."""
+def start_server(
+    args: list[str],
+    tmp_path: Path,
+    env: dict | None = None,
+    tuneloop: list[str] | None = None,
+) -> ServerProcess:
+    """Start `tuneloop serve ARGS` on a free loopback port and wait until /ready says yes.
+
+    `tuneloop` is the command that runs the CLI (default: this interpreter's `-m tuneloop`);
+    the packaging tests pass the console script of a fresh virtual environment.
+    """
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, "TUNELOOP_LOG_FORMAT": "json", **(env or {})}
-    command = [sys.executable, "-m", "tuneloop", "serve", "--port", str(port), *args]
+    launcher = tuneloop or [sys.executable, "-m", "tuneloop"]
+    command = [*launcher, "serve", "--port", str(port), *args]
     if "--threads" not in args:
         command += ["--threads", "1"]  # the test machine's cores are shared with other work
     return _launch(command, port, log_path, full_env)
