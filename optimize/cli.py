@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
+from tuneloop.errors import UsageError
 from tuneloop.optimize.gate import GateThresholds
 from tuneloop.optimize.ngram_draft import DraftOptions
 from tuneloop.optimize.quantize import QuantizeOptions
@@ -152,7 +153,6 @@ def draft(*, model: Path, data: Path, options: DraftOptions) -> int:
             have seen the answers it is measured on).
         options: which contexts make the table, and the draft heads
     """
-    from tuneloop.errors import UsageError
     from tuneloop.optimize.ngram_draft import add_drafts, fused_variants
 
     folders = fused_variants(Path(model))
@@ -179,6 +179,7 @@ def all_variants(
     samples: int | Literal["all"] = 64,
     threads: int = 0,
     draft_data: Path | None = None,
+    draft_answers: int = 500,
     force: bool = False,
 ) -> int:
     """Merge, export, quantize (int8, int4) and verify each variant, with a summary table.
@@ -197,15 +198,21 @@ def all_variants(
         task_data: file for task accuracy, e.g. the test split (default: the --data sample).
         methods: quantization methods to make (default: int8 int4).
         fused: also build and quantize the fused onnxruntime-genai graph when installed.
-        samples: validation examples scored per variant (first N of the file), or all.
+        samples: examples scored per variant in every part that scores them: the first N
+            of --data (teacher-forced) and of --task-data (answered), or all.
         threads: CPU threads for every model (0: one per core; 1 gives steadier figures on a
             machine that other jobs share).
         draft_data: training data for the fused variants' draft tables (`optimize draft`;
             default: the training data named in the adapter's training_config.json, if any).
+        draft_answers: training prompts the fused model answers to build its drafts from
+            (`optimize draft --model-answers`; about a minute per 250 on 2 cores; 0: the
+            data's own answers, no generation).
         force: replace --out if it exists.
     """
     from tuneloop.optimize.pipeline import Plan, optimize_all
 
+    if draft_answers < 0:
+        raise UsageError(f"--draft-answers {draft_answers}: use 0 (the data's answers) or more")
     plan = Plan(methods=tuple(methods or ("int8", "int4")), fused=fused)
     options = VerifyOptions(samples=samples, task_data=task_data, threads=threads)
     summary = optimize_all(
@@ -217,6 +224,7 @@ def all_variants(
         options=options,
         force=force,
         draft_data=draft_data,
+        draft_options=DraftOptions(model_answers=draft_answers),
     )
     print((Path(out) / "summary.md").read_text(encoding="utf-8"))
     print(f"recommended: {summary['recommended'] or 'none (no variant passed the gate)'}")

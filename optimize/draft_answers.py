@@ -38,18 +38,18 @@ def model_answers(
     model, prompts: list[list[int]], longest_answer: int
 ) -> list[tuple[list[int], int]]:
     """(prompt + the model's greedy answer, where the answer starts) for each prompt."""
+    from tuneloop.progress import bar, duration
+
     budget = max(16, int(longest_answer * ANSWER_ROOM))
     sequences, started = [], time.perf_counter()
-    for done, prompt in enumerate(prompts, 1):
+    for prompt in bar(prompts, desc="drafts: the model answers training prompts", unit="answer"):
         answer = model.generate([prompt], budget).tokens[0]
         sequences.append((list(prompt) + answer, len(prompt)))
-        if done % 100 == 0 or done == len(prompts):
-            log.info(
-                "draft table: the model answered %d of %d training prompts (%.0f s)",
-                done,
-                len(prompts),
-                time.perf_counter() - started,
-            )
+    log.info(
+        "drafts: the model answered %d training prompts in %s",
+        len(prompts),
+        duration(time.perf_counter() - started),
+    )
     return sequences
 
 

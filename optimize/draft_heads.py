@@ -70,6 +70,7 @@ def hidden_states(folder: Path, sequences: list[list[int]], threads: int | None 
 
     from tuneloop.optimize.draft_heads_graph import embedding_table, logits_input
     from tuneloop.optimize.ort_runtime import ONNX_FILE, session_options
+    from tuneloop.progress import bar
 
     model = onnx.load(str(Path(folder) / ONNX_FILE))
     embedding = embedding_table(model)
@@ -81,7 +82,10 @@ def hidden_states(folder: Path, sequences: list[list[int]], threads: int | None 
         del model
         options = session_options(threads)
         session = ort.InferenceSession(str(copy), options, providers=["CPUExecutionProvider"])
-        states = [_final_states(session, hidden, ids) for ids in sequences]
+        states = [
+            _final_states(session, hidden, ids)
+            for ids in bar(sequences, desc="draft heads: hidden states", unit="answer")
+        ]
     return states, embedding
 
 

@@ -237,21 +237,26 @@ def add_drafts(folders: list[Path], data: Path, options: DraftOptions | None = N
     from tuneloop.optimize.draft_answers import answering_variant
     from tuneloop.optimize.draft_heads import build_heads, write_heads
     from tuneloop.optimize.runtime import folder_tokenizer, load_causal_lm
+    from tuneloop.progress import Steps
 
     options = options or DraftOptions()
     answering = answering_variant(folders)
-    model = load_causal_lm(answering) if options.model_answers > 0 else None
-    sequences, source = draft_sequences(folder_tokenizer(folders[0]), data, options, model)
-    del model  # the heads' training loads the variant again, with its hidden states
-    draft = NgramDraft.build(sequences, options, source)
-    heads = None
+    steps = Steps("drafts", 1 + bool(options.heads) * (1 + len(folders)))
+    with steps.step(f"the draft table from {data}"):
+        model = load_causal_lm(answering) if options.model_answers > 0 else None
+        sequences, source = draft_sequences(folder_tokenizer(folders[0]), data, options, model)
+        del model  # the heads' training loads the variant again, with its hidden states
+        draft = NgramDraft.build(sequences, options, source)
+        for folder in folders:
+            add_draft(folder, draft)
     if options.heads:
-        texts = [ids for ids, _ in sequences]
-        heads = build_heads(answering, texts, options.head_size, options.head_epochs)
-    for folder in folders:
-        add_draft(folder, draft)
-        if heads is not None:
-            write_heads(folder, heads)
+        with steps.step(f"training the draft heads on {answering.name}"):
+            texts = [ids for ids, _ in sequences]
+            heads = build_heads(answering, texts, options.head_size, options.head_epochs)
+        for folder in folders:
+            with steps.step(f"writing the heads into {folder.name}"):
+                write_heads(folder, heads)
+    steps.finish()
     return draft
 
 

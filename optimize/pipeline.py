@@ -20,6 +20,7 @@ from tuneloop.optimize.artifacts import check_out_dir, read_artifact, save_json
 from tuneloop.optimize.gate import GateThresholds
 from tuneloop.optimize.ngram_draft import DraftOptions, add_drafts, fused_variants
 from tuneloop.optimize.verify import ReferenceCache, VerifyOptions, verify_candidate, weights_mb
+from tuneloop.progress import Steps
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def optimize_all(
     options: VerifyOptions | None = None,
     force: bool = False,
     draft_data: Path | None = None,
+    draft_options: DraftOptions | None = None,
 ) -> dict:
     from tuneloop.optimize.export import export_onnx
     from tuneloop.optimize.merge import merge_adapter
@@ -59,30 +61,49 @@ def optimize_all(
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    merged = merge_adapter(adapter, out / "merged", base)
-    sources = {"onnx": export_onnx(merged, out / "onnx-fp32", parity_data=data)[0]}
-    if plan.fused and _fused_available():
-        sources["fused"] = export_onnx(
-            merged, out / "fused-fp32", parity_data=data, fmt="onnx-fused"
-        )[0]
+    fused = plan.fused and _fused_available()
+    exports = ["onnx"] + ["fused"] * fused
+    quantized = [
+        (method, prefix)
+        for method in plan.methods
+        for prefix in (["torch"] if method in TORCH_METHODS else exports)
+    ]
+    draft_file = draft_data or _training_file(Path(adapter))
+    # the merge, the exports, the quantizations, a verification of each variant, the drafts
+    variant_count = len(exports) + len(quantized)
+    steps = Steps("optimize all", 1 + variant_count * 2 + bool(fused and draft_file))
+    with steps.step(f"merging {adapter}"):
+        merged = merge_adapter(adapter, out / "merged", base)
+    sources = {}
+    for prefix in exports:
+        with steps.step(f"exporting {prefix}-fp32"):
+            fmt = "onnx-fused" if prefix == "fused" else "onnx"
+            sources[prefix] = export_onnx(
+                merged, out / f"{prefix}-fp32", parity_data=data, fmt=fmt
+            )[0]
     variants = list(sources.values())
-    for method in plan.methods:
-        if method in TORCH_METHODS:  # bitsandbytes quantizes the merged torch model
-            variants.append(quantize_model(merged, method, out / method))
-            continue
-        for prefix, source in sources.items():
-            variants.append(
-                quantize_model(source, method, out / f"{prefix}-{method}", QuantizeOptions())
-            )
+    for method, prefix in quantized:
+        with steps.step(f"quantizing {prefix}-{method}"):
+            if prefix == "torch":  # bitsandbytes quantizes the merged torch model
+                variants.append(quantize_model(merged, method, out / method))
+            else:
+                target = out / f"{prefix}-{method}"
+                variants.append(quantize_model(sources[prefix], method, target, QuantizeOptions()))
     cache, rows = ReferenceCache(), []
     for variant in variants:
-        log.info("verifying %s", variant.name)
-        result = verify_candidate(merged, variant, data, thresholds, options, cache)
-        rows.append(summary_row(variant, result))
+        with steps.step(f"verifying {variant.name}"):
+            result = verify_candidate(merged, variant, data, thresholds, options, cache)
+            rows.append(summary_row(variant, result))
     rows.insert(0, reference_row(merged, cache, rows))
     # After verifying: the summary's speeds stay those of one token per pass, the engine's own.
-    _add_drafts(out, draft_data or _training_file(Path(adapter)))
-    return write_summary(out, rows, Path(adapter))
+    if fused and draft_file:
+        with steps.step("drafts for the fused variants"):
+            _add_drafts(out, draft_file, draft_options)
+    elif fused:
+        _add_drafts(out, None)  # says why the fused variants get no drafts
+    summary = write_summary(out, rows, Path(adapter))
+    steps.finish()
+    return summary
 
 
 def _add_drafts(out: Path, data: Path | None, options: DraftOptions | None = None) -> None:

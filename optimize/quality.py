@@ -52,10 +52,12 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
 
 
-def compare(reference, candidate, scored: list[Scored]) -> QualityReport:
+def compare(reference, candidate, scored: list[Scored], desc: str = "scoring") -> QualityReport:
     """Score every example with both models (objects with `sequence_logits(ids)`)."""
+    from tuneloop.progress import bar
+
     nll_ref, nll_cand, kls, agree = [], [], [], []
-    for item in scored:
+    for item in bar(scored, desc=desc, unit="example"):
         targets = np.asarray(item.ids[item.start :])
         window = slice(item.start - 1, len(item.ids) - 1)  # logits at t predict token t + 1
         ref = log_softmax(reference.sequence_logits(item.ids)[window])

@@ -30,7 +30,9 @@ class VerifyOptions:
     """How much to measure."""
 
     samples: int | Literal["all"] = 64
-    """Validation examples to score: the first N of the file (fixed, so runs compare), or all."""
+    """Examples scored per variant, in every part that scores them: the first N of --data
+    (teacher-forced) and the first N of --task-data (answered for task accuracy); fixed, so
+    runs compare. Or all."""
     label_field: str | None = None
     """JSON field of the answers holding the class label (default: from the adapter's manifest,
     else detected)."""
@@ -109,8 +111,8 @@ def _model_comparison(reference, candidate, examples, manifest, options, cache) 
     cand_model = load_causal_lm(candidate, options.threads or None)
     tokenizer = ref_model.tokenizer
     scored = [tokenize_for_scoring(tokenizer, ex, tokenizer.eos_token_id) for ex in examples]
-    log.info("scoring %d examples teacher-forced: %s vs %s", len(scored), reference, candidate)
-    comparison = {"quality": asdict(compare(ref_model, cand_model, scored))}
+    desc = f"teacher-forced: {Path(candidate).name} vs {Path(reference).name}"
+    comparison = {"quality": asdict(compare(ref_model, cand_model, scored, desc))}
     comparison["task"] = _task(ref_model, cand_model, examples, manifest, options, cache)
     del ref_model, cand_model
     gc.collect()
@@ -123,7 +125,9 @@ def _task(ref_model, cand_model, examples, manifest, options, cache) -> dict | N
     from tuneloop.train.labels import answer_keys, label_of
     from tuneloop.train.metrics import label_metrics
 
-    task_examples = read_examples(options.task_data) if options.task_data else examples
+    task_examples = (
+        sample_examples(options.task_data, options.samples) if options.task_data else examples
+    )
     field_name = (
         options.label_field
         or (manifest.get("task") or {}).get("label_field")
@@ -144,14 +148,17 @@ def _task(ref_model, cand_model, examples, manifest, options, cache) -> dict | N
 
     key = f"{options.task_data}:{len(task_examples)}:{field_name}"
     if key not in cache.answers:
-        log.info("generating %d reference answers for task accuracy", len(task_examples))
-        cache.answers[key] = generate_answers(ref_model, task_examples)
-    log.info("generating %d candidate answers for task accuracy", len(task_examples))
+        desc = "task accuracy: reference answers"
+        cache.answers[key] = generate_answers(ref_model, task_examples, desc=desc)
+    candidate_answers = generate_answers(
+        cand_model, task_examples, desc="task accuracy: candidate answers"
+    )
     return {
         "label_field": field_name,
         "data": str(options.task_data) if options.task_data else "the sampled --data examples",
+        "examples": len(task_examples),
         "reference": score(cache.answers[key]),
-        "candidate": score(generate_answers(cand_model, task_examples)),
+        "candidate": score(candidate_answers),
     }
 
 

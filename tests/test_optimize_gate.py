@@ -143,3 +143,14 @@ def test_passing_candidate_with_speed_figures(variants, capsys):
         assert set(speed[side]["decode_tokens_per_s"]) == {"1", "8"}
         assert speed[side]["peak_rss_mb"] > 0 and speed[side]["load_seconds"] > 0
     assert "onnx-fp32" in servable_variants(variants["onnx"].parent)
+
+
+def test_samples_caps_every_part_that_scores(variants, tmp_path):
+    """--samples limits the teacher-forced part and the answers for task accuracy alike."""
+    task = write_demo_subset(tmp_path / "test.jsonl", 6)
+    extra = ["--no-speed", "--samples", "3", "--task-data", str(task)]
+    _verify(variants, variants["broken"], *extra)
+    result = json.loads((variants["broken"] / "verify.json").read_text())
+    assert result["samples"] == result["quality"]["examples"] == 3
+    assert result["task"]["examples"] == 3
+    assert result["task"]["data"] == str(task)

@@ -20,6 +20,7 @@ import torch
 
 from tuneloop.data_formats import prompt_and_completion, read_examples
 from tuneloop.errors import UsageError
+from tuneloop.progress import duration
 from tuneloop.train.encoding import IGNORE_INDEX, Encoded, encode
 from tuneloop.train.generation import generate_answers
 from tuneloop.train.labels import answer_keys, label_of
@@ -51,9 +52,9 @@ def evaluate_adapter(
     max_new = max(e.supervised_tokens for e in encoded) + MARGIN_TOKENS
     context = _Context(examples, encoded, tokenizer, label_field, group_field, task, max_new)
     model = load_model(resolved)
-    results = {"base": context.score(model, batch_size)}
+    results = {"base": context.score("base", model, batch_size)}
     model = _with_adapter(model, adapter, manifest)
-    results["adapter"] = context.score(model, batch_size)
+    results["adapter"] = context.score("adapter", model, batch_size)
     return {
         "adapter": str(adapter),
         "data": str(data),
@@ -88,11 +89,17 @@ class _Context:
             self.groups = [_group_of(e, group_field) for e in examples]
         self.answers: dict[str, list[str]] = {}
 
-    def score(self, model, batch_size: int) -> dict:
+    def score(self, name: str, model, batch_size: int) -> dict:
         started = time.perf_counter()
+        log.info("eval: %s: loss of the %d reference answers", name, len(self.encoded))
         loss = completion_loss(model, self.encoded)
         answers = generate_answers(
-            model, self.tokenizer, self.prompts, max_new_tokens=self.max_new, batch_size=batch_size
+            model,
+            self.tokenizer,
+            self.prompts,
+            max_new_tokens=self.max_new,
+            batch_size=batch_size,
+            desc=f"eval: {name} answers",
         )
         self.answers[str(len(self.answers))] = answers
         result = {
@@ -113,6 +120,7 @@ class _Context:
                 )
             )
         result["seconds"] = round(time.perf_counter() - started, 1)
+        log.info("eval: %s scored in %s", name, duration(result["seconds"]))
         return result
 
     def samples(self, results: dict, n: int = 5) -> list[dict]:

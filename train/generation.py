@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import torch
 
+from tuneloop.progress import bar
 from tuneloop.train.encoding import prompt_ids
 
 
 @torch.inference_mode()
 def generate_answers(
-    model, tokenizer, prompts: list[list[dict]], *, max_new_tokens: int, batch_size: int = 16
+    model,
+    tokenizer,
+    prompts: list[list[dict]],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 16,
+    desc: str = "answers",
 ) -> list[str]:
     """The greedy answer to each prompt (a list of chat messages), in the order given.
 
@@ -19,6 +26,7 @@ def generate_answers(
     encoded = [prompt_ids(tokenizer, messages) for messages in prompts]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     answers: list[str] = [""] * len(encoded)
+    progress = bar(total=len(encoded), desc=desc, unit="answer")
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         width = max(len(encoded[i]) for i in chunk)
@@ -37,4 +45,6 @@ def generate_answers(
         )
         for row, i in enumerate(chunk):
             answers[i] = tokenizer.decode(output[row, width:], skip_special_tokens=True).strip()
+        progress.update(len(chunk))
+    progress.close()
     return answers

@@ -19,10 +19,26 @@ from pathlib import Path
 from tuneloop.base_model import DEFAULT_BASE, load_model, load_tokenizer, resolve_base
 from tuneloop.demo import DEMO_DATA
 from tuneloop.errors import NotBuiltYetError
+from tuneloop.progress import duration
 
 log = logging.getLogger(__name__)
 
 ADAPTER_NAME = "support-triage"
+EVAL_TICKETS = 48
+"""Test tickets the demo's eval scores (the first N of 124), to reach the served endpoint
+within 15 minutes on 2 cores; `tuneloop eval` itself scores every one."""
+DRAFT_ANSWERS = 150
+"""Training prompts the optimized model answers for its drafts in the demo (the default of
+`optimize all` is 500: a few more tokens per pass for about 1.5 more minutes)."""
+EXPECTED_SECONDS = {
+    "base model": 30,
+    "data prepare": 5,
+    "train": 450,
+    "eval": 90,
+    "optimize": 270,
+    "serve": 15,
+}
+"""Each stage's time in a full run on an idle 2-core machine (the README's quick start)."""
 SANITY_PROMPT = "In one sentence: what is a support ticket?"
 SHIPPED_RULES = Path(__file__).resolve().parents[1] / "grafana" / "rules"
 """The alert rules of a source checkout (an installed wheel has none: Prometheus runs without)."""
@@ -35,6 +51,7 @@ class DemoRun:
     serve: bool
     quick: bool = False
     results: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def data_dir(self) -> Path:
@@ -69,6 +86,7 @@ def demo(
     """
     run = DemoRun(out=out, base=base, serve=serve, quick=quick)
     out.mkdir(parents=True, exist_ok=True)
+    print(_expected_time(run), flush=True)
     for name, stage, needs in STAGES:
         if name == "serve" and not serve:
             run.results[name] = "skipped (--no-serve)"
@@ -82,6 +100,19 @@ def demo(
     return 0
 
 
+def _expected_time(run: DemoRun) -> str:
+    if run.quick:
+        return "tuneloop demo --quick: a smoke run (a few training steps, 8 test tickets)."
+    stages = [name for name, _, _ in STAGES if run.serve or name != "serve"]
+    total = sum(EXPECTED_SECONDS[name] for name in stages)
+    parts = ", ".join(f"{name} ~{duration(EXPECTED_SECONDS[name])}" for name in stages)
+    goal = "to the served endpoint" if run.serve else "in all"
+    return (
+        f"tuneloop demo: about {duration(total)} {goal} on an idle 2-core machine "
+        f"({parts}); longer while other work runs. Every stage shows its progress."
+    )
+
+
 def _run_stage(name: str, stage: Callable[[DemoRun], str], run: DemoRun) -> str:
     print(f"\n== {name} ==", flush=True)
     started = time.perf_counter()
@@ -90,7 +121,9 @@ def _run_stage(name: str, stage: Callable[[DemoRun], str], run: DemoRun) -> str:
     except NotBuiltYetError:
         print(f"{name}: not built yet in this version")
         return "not built yet"
-    return f"done in {time.perf_counter() - started:.0f} s: {detail}"
+    finally:
+        run.seconds[name] = time.perf_counter() - started
+    return f"done in {duration(run.seconds[name])}: {detail}"
 
 
 def stage_base_model(run: DemoRun) -> str:
@@ -143,12 +176,13 @@ def stage_eval(run: DemoRun) -> str:
 
     from tuneloop.train.cli import evaluate
 
-    evaluate(
-        adapter=run.adapter_dir,
-        data=run.data_dir / "test.jsonl",
-        base=run.base,
-        limit=8 if run.quick else None,
+    test = run.data_dir / "test.jsonl"
+    limit = 8 if run.quick else EVAL_TICKETS
+    print(
+        f"Scoring the first {limit} test tickets to keep the demo short; "
+        f"`tuneloop eval --adapter {run.adapter_dir} --data {test}` scores all of them."
     )
+    evaluate(adapter=run.adapter_dir, data=test, base=run.base, limit=limit)
     results = json.loads((run.adapter_dir / "eval" / "eval.json").read_text())["results"]
     base, adapter = results["base"], results["adapter"]
     return (
@@ -160,12 +194,19 @@ def stage_eval(run: DemoRun) -> str:
 def stage_optimize(run: DemoRun) -> str:
     from tuneloop.optimize.cli import all_variants
 
+    print(
+        f"The demo makes the 8-bit variants (`optimize all` also makes int4), scores "
+        f"{EVAL_TICKETS} examples per variant and drafts from {DRAFT_ANSWERS} answers."
+    )
     all_variants(
         adapter=run.adapter_dir,
         out=run.optimized_dir,
         base=run.base,
         data=run.data_dir / "val.jsonl",
         task_data=run.data_dir / "test.jsonl",
+        methods=["int8"],
+        samples=8 if run.quick else EVAL_TICKETS,
+        draft_answers=8 if run.quick else DRAFT_ANSWERS,
         force=True,
     )
     return str(run.optimized_dir)
@@ -236,3 +277,4 @@ def _print_summary(run: DemoRun) -> None:
     width = max(len(name) for name in run.results)
     for name, result in run.results.items():
         print(f"  {name:<{width}}  {result}")
+    print(f"  {'total':<{width}}  {duration(sum(run.seconds.values()))}")
