@@ -22,6 +22,7 @@ from tuneloop.errors import ExportError, MissingDependencyError
 from tuneloop.optimize.artifacts import read_artifact, save_json, staged_dir, write_artifact
 from tuneloop.optimize.logits_positions import add_logits_positions
 from tuneloop.optimize.shared_input_matmuls import merge_shared_input_matmuls
+from tuneloop.progress import Steps
 
 log = logging.getLogger(__name__)
 
@@ -63,16 +64,20 @@ def export_onnx(
     model = Path(model)
     torch_model = load_untied(model)
     tokenizer = folder_tokenizer(model)
+    steps = Steps(f"export {fmt}", 2)
     with staged_dir(out, force) as staging:
-        if fmt == "onnx-fused":
-            export_fused(model, staging)
-        else:
-            _export(torch_model, staging)
+        with steps.step(f"the graph of {model}"):
+            if fmt == "onnx-fused":
+                export_fused(model, staging)
+            else:
+                _export(torch_model, staging)
         tokenizer.save_pretrained(staging)
         for name in COPIED:
             if (model / name).is_file():
                 shutil.copy2(model / name, staging / name)
-        parity = measure_parity(torch_model, staging, parity_prompts(tokenizer, parity_data))
+        with steps.step("parity with torch"):
+            prompts = parity_prompts(tokenizer, parity_data)
+            parity = measure_parity(torch_model, staging, prompts)
         save_json(staging / "parity.json", asdict(parity))
         upstream = read_artifact(model)
         write_artifact(
@@ -85,6 +90,7 @@ def export_onnx(
             extra={"task": upstream.get("task", {}), "parity": asdict(parity), "format": fmt},
         )
         check_parity(parity)
+    steps.finish()
     return Path(out), parity
 
 

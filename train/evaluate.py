@@ -20,7 +20,7 @@ import torch
 
 from tuneloop.data_formats import prompt_and_completion, read_examples
 from tuneloop.errors import UsageError
-from tuneloop.progress import duration
+from tuneloop.progress import bar, duration
 from tuneloop.train.encoding import IGNORE_INDEX, Encoded, encode
 from tuneloop.train.generation import generate_answers
 from tuneloop.train.labels import answer_keys, label_of
@@ -91,7 +91,6 @@ class _Context:
 
     def score(self, name: str, model, batch_size: int) -> dict:
         started = time.perf_counter()
-        log.info("eval: %s: loss of the %d reference answers", name, len(self.encoded))
         loss = completion_loss(model, self.encoded)
         answers = generate_answers(
             model,
@@ -152,7 +151,8 @@ def completion_loss(model, encoded: list[Encoded], pack_length: int = 1024) -> f
         return _unpacked_loss(model, encoded)  # virtual tokens: one example at a time
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     total, count = 0.0, 0
-    for row in pack_rows([len(e) for e in encoded], pack_length, seed=0):
+    rows = pack_rows([len(e) for e in encoded], pack_length, seed=0)
+    for row in bar(rows, desc="eval: loss of the reference answers", unit="row"):
         members = [encoded[i] for i in row]
         ids = torch.tensor([[t for e in members for t in e.input_ids]])
         labels = torch.tensor([t for e in members for t in e.labels])

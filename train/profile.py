@@ -12,6 +12,7 @@ import random
 import torch
 
 from tuneloop.drift_profile import ReferenceProfile, ReferenceSample, build_profile
+from tuneloop.progress import bar
 from tuneloop.train.encoding import IGNORE_INDEX, Encoded
 from tuneloop.train.packing import pack_rows
 
@@ -34,7 +35,8 @@ def reference_profile(
     was_training = causal_lm.training
     causal_lm.eval()
     samples: dict[int, ReferenceSample] = {}
-    for row in pack_rows([len(e) for e in examples], pack_length, seed):
+    rows = pack_rows([len(e) for e in examples], pack_length, seed)
+    for row in bar(rows, desc="drift reference profile", unit="row"):
         features = _row_features(causal_lm, [examples[i] for i in row])
         for index, sample_features in zip(row, features, strict=True):
             samples[index] = sample_features
