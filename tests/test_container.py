@@ -1,0 +1,220 @@
+"""The server image: deploy/Dockerfile built with podman, run as a container with no network.
+
+Marked `container`, which the default run deselects: `make test-container` (or
+`pytest -m container -s`, -s to watch the build) builds the image once for the module, starts it
+with an API key and `--network none`, and talks to the server from inside the container, so
+nothing it needs may come from outside: the embedded model must have been converted at build
+time. The tests run in file order against one container; the last one stops it with SIGTERM.
+TUNELOOP_TEST_IMAGE=IMAGE tests that image instead of building one.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+from conftest import REPO
+
+# slow as well: `pytest -m "not integration and not slow"` (make test-fast) replaces the
+# default "not container" selection, and a cold build takes minutes.
+pytestmark = [pytest.mark.container, pytest.mark.slow]
+
+IMAGE = "localhost/tuneloop:cpu"
+MODEL = "smollm2-135m-instruct"
+SERVER_UID = 10001
+READY_TIMEOUT_S = 180
+
+# Run inside the container with its own Python: METHOD PATH API_KEY BODY -> {"status", "body"},
+# status 0 when nothing answers yet.
+HTTP_CLIENT = """
+import json, sys, urllib.error, urllib.request
+method, path, key, body = sys.argv[1:]
+headers = {"Content-Type": "application/json"}
+if key:
+    headers["Authorization"] = "Bearer " + key
+request = urllib.request.Request(
+    "http://127.0.0.1:8000" + path, data=body.encode() or None, headers=headers, method=method
+)
+try:
+    with urllib.request.urlopen(request, timeout=120) as response:
+        status, text = response.status, response.read().decode()
+except urllib.error.HTTPError as error:
+    status, text = error.code, error.read().decode()
+except urllib.error.URLError as error:
+    status, text = 0, str(error.reason)
+print(json.dumps({"status": status, "body": text}))
+"""
+
+
+def _load_build_image():
+    spec = importlib.util.spec_from_file_location("build_image", REPO / "deploy" / "build_image.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_image = _load_build_image()
+
+
+def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+    command = ["podman", *build_image.podman_options(), *args]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr}")
+    return result
+
+
+@dataclass
+class Container:
+    name: str
+    api_key: str
+
+    def logs(self) -> str:
+        result = podman("logs", self.name, check=False)
+        return result.stdout + result.stderr
+
+    def fail(self, message: str) -> None:
+        pytest.fail(f"{message}\n--- logs of container {self.name} ---\n{self.logs()}")
+
+    def http(self, method: str, path: str, body: dict | None = None, key: str | None = None):
+        """(status, body text) of a request made from inside the container."""
+        key = self.api_key if key is None else key
+        payload = json.dumps(body) if body is not None else ""
+        result = podman(
+            "exec", self.name, "python", "-c", HTTP_CLIENT, method, path, key, payload,
+            check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            self.fail(f"{method} {path} from inside the container failed:\n{result.stderr}")
+        answer = json.loads(result.stdout)
+        return answer["status"], answer["body"]
+
+    def inspect(self, template: str) -> str:
+        return podman("inspect", self.name, "--format", template).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed (scripts/install-container-tools.sh installs it)")
+    if os.environ.get("TUNELOOP_TEST_IMAGE"):
+        return os.environ["TUNELOOP_TEST_IMAGE"]
+    start = time.monotonic()
+    # Output goes to the terminal with -s, else into the report when the build fails.
+    build = subprocess.run(
+        [sys.executable, str(REPO / "deploy" / "build_image.py"), "--tag", IMAGE]
+    )
+    if build.returncode != 0:
+        pytest.fail(f"building {IMAGE} failed (exit {build.returncode}); its output is above")
+    print(f"\n{IMAGE} built (or found in the layer cache) in {time.monotonic() - start:.0f} s")
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def server(image):
+    """The image running with an API key and no network, once /ready says it serves."""
+    container = Container(f"tuneloop-test-{secrets.token_hex(4)}", secrets.token_hex(16))
+    podman(
+        "run", "--detach", "--name", container.name, "--network", "none",
+        *build_image.run_options(),
+        "--env", f"TUNELOOP_API_KEYS={container.api_key}",
+        image,
+    )  # fmt: skip
+    try:
+        _wait_until_ready(container)
+        yield container
+    finally:
+        podman("rm", "--force", "--time", "0", container.name, check=False)
+
+
+def _wait_until_ready(container: Container) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if container.inspect("{{.State.Status}}") != "running":
+            container.fail("the server exited before it was ready")
+        status, body = container.http("GET", "/ready")
+        if status == 200:
+            return
+        time.sleep(2)
+    container.fail(f"/ready did not answer 200 in {READY_TIMEOUT_S} s (last: {status} {body})")
+
+
+def test_server_runs_as_the_non_root_user(server):
+    status = server.http("GET", "/health")[0]  # any exec: PID 1 is the server
+    assert status == 200
+    result = podman("exec", server.name, "cat", "/proc/1/status")
+    uids = re.search(r"^Uid:\s+(.*)$", result.stdout, re.M)[1].split()
+    if set(uids) != {str(SERVER_UID)}:
+        server.fail(f"the server process runs as uids {uids}, expected {SERVER_UID} (non-root)")
+
+
+def test_healthcheck_reports_healthy(server):
+    result = podman("healthcheck", "run", server.name, check=False)
+    if result.returncode != 0:
+        server.fail(f"`podman healthcheck run` failed: {result.stdout}{result.stderr}")
+    health = server.inspect("{{.State.Health.Status}}")
+    if health != "healthy":
+        server.fail(f"health status is {health!r} after a passing check, expected 'healthy'")
+
+
+def test_ready_lists_the_embedded_model(server):
+    status, body = server.http("GET", "/ready")
+    assert status == 200, body
+    assert json.loads(body) == {"status": "ready", "models": [MODEL]}
+
+
+def test_chat_completion_needs_the_key_and_answers_in_openai_shape(server):
+    request = {"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8}
+    status, body = server.http("POST", "/v1/chat/completions", request, key="wrong-key")
+    if status != 401:
+        server.fail(f"a wrong API key got {status}, expected 401: {body}")
+    status, body = server.http("POST", "/v1/chat/completions", request)
+    if status != 200:
+        server.fail(f"chat completion answered {status}: {body}")
+    answer = json.loads(body)
+    assert answer["object"] == "chat.completion" and answer["model"] == MODEL
+    (choice,) = answer["choices"]
+    assert choice["message"]["role"] == "assistant" and choice["message"]["content"]
+    assert choice["finish_reason"] in {"stop", "length"}
+    assert answer["usage"]["completion_tokens"] >= 1
+
+
+def test_metrics_count_the_request(server):
+    status, body = server.http("GET", "/metrics")
+    assert status == 200, body
+    answered = [
+        float(line.rsplit(" ", 1)[1])
+        for line in body.splitlines()
+        if line.startswith("tuneloop_requests_total{")
+        and f'model="{MODEL}"' in line
+        and 'status="200"' in line
+    ]
+    if sum(answered) < 1:
+        server.fail(f"/metrics counts no answered request of {MODEL}:\n{body[:3000]}")
+    assert "tuneloop_requests_waiting{" in body and "tuneloop_model_info{" in body
+
+
+def test_model_was_converted_at_build_time(server):
+    assert server.inspect("{{.HostConfig.NetworkMode}}") == "none"
+    changed = podman("diff", server.name).stdout
+    if "/opt/tuneloop-cache" in changed or "converting" in server.logs():
+        server.fail(f"the embedded model was converted in the container:\n{changed}")
+
+
+def test_sigterm_drains_and_exits_zero(server):
+    podman("kill", "--signal", "TERM", server.name)
+    exit_code = podman("wait", server.name, timeout=60).stdout.strip()
+    logs = server.logs()
+    if exit_code != "0":
+        server.fail(f"the server exited with {exit_code} after SIGTERM, expected 0")
+    for line in ("SIGTERM: draining", "drained; stopping"):
+        assert line in logs, f"no {line!r} in the logs:\n{logs}"
