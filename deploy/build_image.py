@@ -65,11 +65,14 @@ def run_options() -> list[str]:
 def host_pip_settings() -> dict[str, dict[str, str]]:
     """`pip config list` as {section: {key: value}}, the environment's settings in `global`."""
     listing = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=True
-    ).stdout
+        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True
+    )
+    if listing.returncode != 0:
+        print(f"build image: no pip configuration read ({listing.stderr.strip()})", flush=True)
+        return {}
     files: dict[str, dict[str, str]] = {}
     env: dict[str, str] = {}
-    for line in listing.splitlines():
+    for line in listing.stdout.splitlines():
         name, _, value = line.partition("=")
         section, _, key = name.rpartition(".")
         target = env if section == ":env:" else files.setdefault(section, {})

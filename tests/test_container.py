@@ -6,10 +6,14 @@ with an API key and `--network none`, and talks to the server from inside the co
 nothing it needs may come from outside: the embedded model must have been converted at build
 time. The tests run in file order against one container; the last one stops it with SIGTERM.
 TUNELOOP_TEST_IMAGE=IMAGE tests that image instead of building one.
+
+The last test runs deploy/compose.yaml's server and Prometheus with podman-compose (Prometheus
+built from Debian's package on the same local base) and asks Prometheus for the server's metrics.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -20,15 +24,20 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import pytest
 from conftest import REPO
+
+from tuneloop.ports import free_port
 
 # slow as well: `pytest -m "not integration and not slow"` (make test-fast) replaces the
 # default "not container" selection, and a cold build takes minutes.
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
 IMAGE = "localhost/tuneloop:cpu"
+PROMETHEUS_IMAGE = "localhost/tuneloop-prometheus:bookworm"
 MODEL = "smollm2-135m-instruct"
 SERVER_UID = 10001
 READY_TIMEOUT_S = 180
@@ -133,7 +142,7 @@ def server(image):
         _wait_until_ready(container)
         yield container
     finally:
-        podman("rm", "--force", "--time", "0", container.name, check=False)
+        podman("rm", "--force", "--volumes", "--time", "0", container.name, check=False)
 
 
 def _wait_until_ready(container: Container) -> None:
@@ -218,3 +227,126 @@ def test_sigterm_drains_and_exits_zero(server):
         server.fail(f"the server exited with {exit_code} after SIGTERM, expected 0")
     for line in ("SIGTERM: draining", "drained; stopping"):
         assert line in logs, f"no {line!r} in the logs:\n{logs}"
+
+
+# ---- the compose stack: Prometheus scrapes the server ----
+
+
+@pytest.fixture(scope="module")
+def podman_compose() -> list[str]:
+    found = shutil.which("podman-compose") or shutil.which(
+        "podman-compose", path=str(Path(sys.executable).parent)
+    )
+    if found is None:
+        pytest.skip("podman-compose is not installed (the [dev] extra installs it)")
+    # OPTION=VALUE: podman-compose would read a lone value starting with -- as an option
+    return [found, "--podman-args=" + " ".join(build_image.podman_options())]
+
+
+@pytest.fixture(scope="module")
+def prometheus_image(image) -> str:
+    """Prometheus from Debian's package: prom/prometheus needs a registry."""
+    build_image.ensure_base(build_image.LOCAL_BASE)
+    podman(
+        "build", "--format", "docker", "--network", "host",
+        "--build-arg", f"BASE_IMAGE={build_image.LOCAL_BASE}",
+        "--tag", PROMETHEUS_IMAGE, str(REPO / "deploy" / "prometheus"),
+        timeout=900,
+    )  # fmt: skip
+    return PROMETHEUS_IMAGE
+
+
+@dataclass
+class Stack:
+    project: str
+    api_key: str
+    server_port: int
+    prometheus_port: int
+
+    @property
+    def server(self) -> str:
+        return f"http://127.0.0.1:{self.server_port}"
+
+    @property
+    def prometheus(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}/api/v1"
+
+    def fail(self, message: str) -> None:
+        logs = [
+            podman("logs", f"{self.project}_{service}_1", check=False)
+            for service in ("tuneloop", "prometheus")
+        ]
+        pytest.fail(f"{message}\n--- logs ---\n" + "\n".join(r.stdout + r.stderr for r in logs))
+
+
+@pytest.fixture
+def compose_stack(image, prometheus_image, podman_compose, tmp_path):
+    """deploy/compose.yaml's server (the base model alone) and Prometheus, on free host ports."""
+    stack = Stack(
+        f"tuneloop-test-{secrets.token_hex(4)}", secrets.token_hex(16), free_port(), free_port()
+    )
+    (tmp_path / "adapters").mkdir()
+    env = os.environ | {
+        "TUNELOOP_API_KEYS": stack.api_key,
+        "TUNELOOP_IMAGE": image,
+        "PROMETHEUS_IMAGE": prometheus_image,
+        "TUNELOOP_COMPOSE_ADAPTER": "",  # no demo adapter here
+        "TUNELOOP_DEMO_DIR": str(tmp_path),
+        "TUNELOOP_HOST_PORT": str(stack.server_port),
+        "PROMETHEUS_HOST_PORT": str(stack.prometheus_port),
+    }
+    compose = [*podman_compose, "-p", stack.project, "-f", str(REPO / "deploy" / "compose.yaml")]
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*compose, *args], env=env, capture_output=True, text=True)
+
+    run_args = "--podman-run-args=" + " ".join(build_image.run_options())
+    up = run(run_args, "up", "--detach", "tuneloop", "prometheus")
+    try:
+        if up.returncode != 0:
+            stack.fail(f"podman-compose up failed ({up.returncode}):\n{up.stdout}{up.stderr}")
+        yield stack
+    finally:
+        # rm --volumes: the server image's anonymous volumes (/adapters, /models) too
+        down = run("--podman-rm-args=--volumes", "down", "--volumes", "--timeout", "5")
+    assert down.returncode == 0, f"podman-compose down failed:\n{down.stdout}{down.stderr}"
+
+
+def test_compose_prometheus_scrapes_the_server(compose_stack):
+    stack = compose_stack
+    if not _wait_for(lambda: httpx.get(f"{stack.server}/ready").status_code == 200):
+        stack.fail("the server's /ready did not answer 200")
+    answer = httpx.post(
+        f"{stack.server}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {stack.api_key}"},
+        json={"model": MODEL, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4},
+        timeout=60,
+    )
+    assert answer.status_code == 200, answer.text
+    if not _wait_for(lambda: _target_health(stack.prometheus) == "up"):
+        stack.fail("Prometheus's tuneloop target is not up")
+    query = f'tuneloop_requests_total{{job="tuneloop",model="{MODEL}",status="200"}}'
+    if not _wait_for(lambda: _query_value(stack.prometheus, query) >= 1):
+        stack.fail(f"Prometheus has no {query} >= 1")
+
+
+def _target_health(prometheus: str) -> str | None:
+    targets = httpx.get(f"{prometheus}/targets").json()["data"]["activeTargets"]
+    return next((t["health"] for t in targets if t["labels"]["job"] == "tuneloop"), None)
+
+
+def _query_value(prometheus: str, query: str) -> float:
+    result = httpx.get(f"{prometheus}/query", params={"query": query}).json()["data"]["result"]
+    return sum(float(series["value"][1]) for series in result)
+
+
+def _wait_for(check, timeout_s: float = 120) -> bool:
+    """Whether check() turns true in time; connection errors count as not yet. Prometheus
+    scrapes every 15 s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if check():
+                return True
+        time.sleep(2)
+    return False

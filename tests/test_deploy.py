@@ -3,6 +3,7 @@ validators users would run, and the pieces agree with each other and with the se
 
 from __future__ import annotations
 
+import ast
 import re
 import shutil
 import subprocess
@@ -37,9 +38,10 @@ def manifest_files() -> list[Path]:
     return [f for f in files if "prometheus-adapter" not in f.parts]
 
 
-def test_dockerfile_lints_clean():
+@pytest.mark.parametrize("path", ["Dockerfile", "prometheus/Containerfile"])
+def test_dockerfile_lints_clean(path):
     result = subprocess.run(
-        [tool("hadolint"), "--failure-threshold", "info", str(DEPLOY / "Dockerfile")],
+        [tool("hadolint"), "--failure-threshold", "info", str(DEPLOY / path)],
         capture_output=True,
         text=True,
     )
@@ -54,6 +56,22 @@ def test_dockerfile_runs_as_non_root_with_a_healthcheck_on_a_served_route():
     assert "/health" in text.split("HEALTHCHECK", 1)[1].split("\n\n", 1)[0]
     assert text.count("FROM ") >= 2, "multi-stage: the build tools stay out of the image"
     assert "ARG VARIANT=cpu" in text and '"$VARIANT" = "cuda"' in text
+
+
+def test_image_copies_what_the_package_build_reads():
+    """`pip install /src` needs setup.py, which finds the packages of every stage folder."""
+    tree = ast.parse((REPO / "setup.py").read_text())
+    (stages,) = [
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and node.targets[0].id == "STAGE_FOLDERS"
+    ]
+    text = (DEPLOY / "Dockerfile").read_text()
+    sent = (DEPLOY / "Dockerfile.dockerignore").read_text().split()
+    assert re.search(r"^COPY pyproject.toml setup.py ", text, re.M)
+    assert {"!pyproject.toml", "!setup.py"} <= set(sent)
+    for folder in stages.values():
+        assert f"COPY {folder} ./{folder}" in text and f"!{folder}/" in sent, folder
 
 
 def test_compose_file_matches_the_compose_specification():
