@@ -247,12 +247,14 @@ def podman_compose() -> list[str]:
 def prometheus_image(image) -> str:
     """Prometheus from Debian's package: prom/prometheus needs a registry."""
     build_image.ensure_base(build_image.LOCAL_BASE)
+    start = time.monotonic()
     podman(
         "build", "--format", "docker", "--network", "host",
         "--build-arg", f"BASE_IMAGE={build_image.LOCAL_BASE}",
         "--tag", PROMETHEUS_IMAGE, str(REPO / "deploy" / "prometheus"),
         timeout=900,
     )  # fmt: skip
+    print(f"\n{PROMETHEUS_IMAGE} built in {time.monotonic() - start:.0f} s")
     return PROMETHEUS_IMAGE
 
 
