@@ -33,7 +33,7 @@ from urllib.parse import unquote, urlparse
 
 REPO = Path(__file__).resolve().parents[1]
 LOCAL_BASE = "localhost/tuneloop-base:bookworm"
-TORCH_VERSION = "2.13.0"
+TORCH_VERSION = "2.13.0"  # the Dockerfile's TORCH_VERSION
 PUBLIC_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 INDEX_KEYS = {"index-url", "extra-index-url"}
 
