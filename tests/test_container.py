@@ -123,7 +123,10 @@ def image() -> str:
         [sys.executable, str(REPO / "deploy" / "build_image.py"), "--tag", IMAGE]
     )
     if build.returncode != 0:
-        pytest.fail(f"building {IMAGE} failed (exit {build.returncode}); its output is above")
+        pytest.fail(
+            f"building {IMAGE} failed (exit {build.returncode}); its output is in the captured "
+            "stdout and stderr (with -s: above)"
+        )
     print(f"\n{IMAGE} built (or found in the layer cache) in {time.monotonic() - start:.0f} s")
     return IMAGE
 
