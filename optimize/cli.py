@@ -176,6 +176,7 @@ def all_variants(
     task_data: Path | None = None,
     methods: list[str] | None = None,
     fused: bool = True,
+    optimum: bool = True,
     samples: int | Literal["all"] = 64,
     threads: int = 0,
     draft_data: Path | None = None,
@@ -198,6 +199,8 @@ def all_variants(
         task_data: file for task accuracy, e.g. the test split (default: the --data sample).
         methods: quantization methods to make (default: int8 int4).
         fused: also build and quantize the fused onnxruntime-genai graph when installed.
+        optimum: export and quantize optimum's graph (the onnx-* variants, loadable by
+            optimum's ORTModelForCausalLM); --no-optimum makes the fused variants only.
         samples: examples scored per variant in every part that scores them: the first N
             of --data (teacher-forced) and of --task-data (answered), or all.
         threads: CPU threads for every model (0: one per core; 1 gives steadier figures on a
@@ -213,7 +216,7 @@ def all_variants(
 
     if draft_answers < 0:
         raise UsageError(f"--draft-answers {draft_answers}: use 0 (the data's answers) or more")
-    plan = Plan(methods=tuple(methods or ("int8", "int4")), fused=fused)
+    plan = Plan(methods=tuple(methods or ("int8", "int4")), fused=fused, optimum=optimum)
     options = VerifyOptions(samples=samples, task_data=task_data, threads=threads)
     summary = optimize_all(
         adapter,

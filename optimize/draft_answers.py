@@ -8,8 +8,9 @@ answer's end token as `serve` stops there (never from the validation or test pro
 measure it). On the support-triage bench prompts this raised the drafted tokens kept per
 pass over the answers from 1.77 (table of the training answers) to 2.3.
 
-Answering costs one generation per prompt (500 prompts: about 2 minutes for SmolLM2-135M on
-2 cores); a table of the training answers, built first, drafts for those generations.
+The prompts are answered in batches of similar length (500 prompts: about 2.5 minutes for
+SmolLM2-135M's fused int8 variant on 2 cores); batches decode one token per pass, the runtime
+speculates for a single prompt only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 ANSWER_ROOM = 1.5
 """An answer may run to this many times the longest training answer's tokens."""
+BATCH = 8
+"""Prompts answered together. Measured on 2 cores, 150 training prompts of the demo adapter:
+54 s in batches of 8 against 83 s one at a time with the drafts speculating (fused fp32), and
+43 s against 60 s (fused int8); the answers are the same greedy ones."""
 
 
 def spread(count: int, total: int) -> list[int]:
@@ -41,16 +46,25 @@ def model_answers(
     from tuneloop.progress import bar, duration
 
     budget = max(16, int(longest_answer * ANSWER_ROOM))
-    sequences, started = [], time.perf_counter()
-    for prompt in bar(prompts, desc="drafts: the model answers training prompts", unit="answer"):
-        answer = model.generate([prompt], budget).tokens[0]
-        sequences.append((list(prompt) + answer, len(prompt)))
+    answers: dict[int, list[int]] = {}
+    started = time.perf_counter()
+    progress = bar(
+        total=len(prompts), desc="drafts: the model answers training prompts", unit="answer"
+    )
+    # Similar lengths together: less padding, and a batch ends when its longest answer does.
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    for start in range(0, len(order), BATCH):
+        rows = order[start : start + BATCH]
+        generation = model.generate([prompts[i] for i in rows], budget)
+        answers.update(zip(rows, generation.tokens, strict=True))
+        progress.update(len(rows))
+    progress.close()
     log.info(
         "drafts: the model answered %d training prompts in %s",
         len(prompts),
         duration(time.perf_counter() - started),
     )
-    return sequences
+    return [(list(prompt) + answers[i], len(prompt)) for i, prompt in enumerate(prompts)]
 
 
 def answering_variant(folders: list[Path]) -> Path:

@@ -64,7 +64,7 @@ def export_onnx(
     model = Path(model)
     torch_model = load_untied(model)
     tokenizer = folder_tokenizer(model)
-    steps = Steps(f"export {fmt}", 2)
+    steps = Steps(f"export {fmt}", 2, log)
     with staged_dir(out, force) as staging:
         with steps.step(f"the graph of {model}"):
             if fmt == "onnx-fused":

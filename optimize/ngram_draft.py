@@ -202,8 +202,6 @@ def draft_sequences(
         return sequences, source | {"answers": "data"}
     from tuneloop.optimize.draft_answers import model_answers, spread
 
-    # The training answers' table drafts for the model while it answers (fewer passes).
-    model.draft = NgramDraft.build(sequences, options)
     chosen = [sequences[i] for i in spread(options.model_answers, len(sequences))]
     longest = max(len(ids) - start for ids, start in sequences)
     answered = model_answers(model, [ids[:start] for ids, start in chosen], longest)

@@ -34,6 +34,8 @@ class Plan:
     methods: tuple[str, ...] = ("int8", "int4")
     fused: bool = True
     """Also build the fused graph (onnxruntime-genai's builder) and quantize it the same way."""
+    optimum: bool = True
+    """Export optimum's graph (the onnx-* variants, loadable by ORTModelForCausalLM)."""
 
 
 def optimize_all(
@@ -56,13 +58,18 @@ def optimize_all(
     out = Path(out)
     if unknown := [m for m in plan.methods if m not in METHODS]:
         raise UsageError(f"--methods {' '.join(unknown)}: choose from {', '.join(METHODS)}")
+    fused = plan.fused and _fused_available()
+    exports = ["onnx"] * plan.optimum + ["fused"] * fused
+    if not exports:
+        raise UsageError(
+            "nothing to export: --no-optimum needs the fused graph (--fused, with "
+            "onnxruntime-genai installed: pip install 'tuneloop[fused]')"
+        )
     check_out_dir(out, force)
     data = data or _validation_file(Path(adapter))
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    fused = plan.fused and _fused_available()
-    exports = ["onnx"] + ["fused"] * fused
     quantized = [
         (method, prefix)
         for method in plan.methods
@@ -71,7 +78,7 @@ def optimize_all(
     draft_file = draft_data or _training_file(Path(adapter))
     # the merge, the exports, the quantizations, a verification of each variant, the drafts
     variant_count = len(exports) + len(quantized)
-    steps = Steps("optimize all", 1 + variant_count * 2 + bool(fused and draft_file))
+    steps = Steps("optimize all", 1 + variant_count * 2 + bool(fused and draft_file), log)
     with steps.step(f"merging {adapter}"):
         merged = merge_adapter(adapter, out / "merged", base)
     sources = {}

@@ -126,3 +126,22 @@ def test_the_smallest_variant_that_passed_its_gate_answers(tmp_path):
     for folder in folders:  # no verdicts yet (a folder exported by hand): the smallest
         (folder / "tuneloop_artifact.json").unlink()
     assert answering_variant(folders) == tmp_path / "fused-int4"
+
+
+def test_model_answers_are_batched_by_length_and_come_back_in_prompt_order():
+    from types import SimpleNamespace
+
+    from tuneloop.optimize import draft_answers
+
+    batches = []
+
+    class EchoModel:
+        def generate(self, prompts, budget):
+            batches.append([len(p) for p in prompts])
+            return SimpleNamespace(tokens=[[len(p), budget, 2] for p in prompts])
+
+    prompts = [[7] * n for n in (5, 1, 9, 3, 12, 2, 8, 4, 6, 11)]
+    sequences = draft_answers.model_answers(EchoModel(), prompts, longest_answer=20)
+    assert sequences == [(p + [len(p), 30, 2], len(p)) for p in prompts]
+    assert [len(b) for b in batches] == [draft_answers.BATCH, len(prompts) - draft_answers.BATCH]
+    assert batches[0] == sorted(batches[0]) and max(batches[0]) <= min(batches[1])

@@ -80,3 +80,17 @@ def test_fused_variants_get_the_draft_table_of_the_adapters_training_data(tiny_m
     options = DraftOptions(min_count=5, model_answers=0, heads=False)
     assert draft(model=out, data=data, options=options) == 0
     assert NgramDraft.load(out / "fused-int8").source["min_count"] == 5
+
+
+def test_nothing_to_export_is_refused_before_the_output_folder_is_touched(tmp_path, monkeypatch):
+    from tuneloop.errors import UsageError
+    from tuneloop.optimize import pipeline
+
+    monkeypatch.setattr(pipeline, "_fused_available", lambda: False)
+    out = tmp_path / "optimized"
+    out.mkdir()
+    (out / "keep.txt").write_text("an earlier run")
+    plan = pipeline.Plan(methods=("int8",), optimum=False)
+    with pytest.raises(UsageError, match="nothing to export: --no-optimum needs the fused graph"):
+        pipeline.optimize_all(tmp_path / "adapter", out, plan=plan, force=True)
+    assert (out / "keep.txt").read_text() == "an earlier run"
