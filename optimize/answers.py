@@ -25,13 +25,12 @@ def generate_answers(
     # Similar lengths together: less padding, and the batch ends when its longest answer does.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     texts: dict[int, str] = {}
-    progress = bar(total=len(order), desc=desc, unit="answer")
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        result = model.generate([prompts[i] for i in rows], budget + margin)
-        for i, tokens in zip(rows, result.tokens, strict=True):
-            texts[i] = tokenizer.decode(tokens, skip_special_tokens=True)
-        progress.update(len(rows))
-    progress.close()
+    with bar(total=len(order), desc=desc, unit="answer") as progress:
+        for start in range(0, len(order), batch_size):
+            rows = order[start : start + batch_size]
+            result = model.generate([prompts[i] for i in rows], budget + margin)
+            for i, tokens in zip(rows, result.tokens, strict=True):
+                texts[i] = tokenizer.decode(tokens, skip_special_tokens=True)
+            progress.update(len(rows))
     outputs = [texts[i] for i in range(len(prompts))]
     return outputs

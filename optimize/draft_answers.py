@@ -48,17 +48,15 @@ def model_answers(
     budget = max(16, int(longest_answer * ANSWER_ROOM))
     answers: dict[int, list[int]] = {}
     started = time.perf_counter()
-    progress = bar(
-        total=len(prompts), desc="drafts: the model answers training prompts", unit="answer"
-    )
+    desc = "drafts: the model answers training prompts"
     # Similar lengths together: less padding, and a batch ends when its longest answer does.
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    for start in range(0, len(order), BATCH):
-        rows = order[start : start + BATCH]
-        generation = model.generate([prompts[i] for i in rows], budget)
-        answers.update(zip(rows, generation.tokens, strict=True))
-        progress.update(len(rows))
-    progress.close()
+    with bar(total=len(prompts), desc=desc, unit="answer") as progress:
+        for start in range(0, len(order), BATCH):
+            rows = order[start : start + BATCH]
+            generation = model.generate([prompts[i] for i in rows], budget)
+            answers.update(zip(rows, generation.tokens, strict=True))
+            progress.update(len(rows))
     log.info(
         "drafts: the model answered %d training prompts in %s",
         len(prompts),
